@@ -1,0 +1,311 @@
+//! The span model gohook emits, and its JSON-lines form.
+//!
+//! A span is one call of a hooked function (or whatever a script makes of it): trace and span
+//! IDs, the parent span, name, kind, start and end in Unix nanoseconds, status, attributes, and
+//! the goroutine and Go function it came from. The JSON form is one object per line with the
+//! field names of OTLP's JSON encoding where they exist.
+
+use std::fmt;
+
+use serde_json::{json, Map, Value};
+
+/// A 16-byte trace ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceId(pub [u8; 16]);
+
+/// An 8-byte span ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SpanId(pub [u8; 8]);
+
+impl TraceId {
+    /// A random, non-zero trace ID.
+    pub fn random() -> Self {
+        loop {
+            let b: [u8; 16] = rand::random();
+            if b != [0; 16] {
+                return TraceId(b);
+            }
+        }
+    }
+}
+
+impl SpanId {
+    /// A random, non-zero span ID.
+    pub fn random() -> Self {
+        loop {
+            let b: [u8; 8] = rand::random();
+            if b != [0; 8] {
+                return SpanId(b);
+            }
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex(&self.0))
+    }
+}
+
+impl fmt::Display for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex(&self.0))
+    }
+}
+
+/// OpenTelemetry span kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpanKind {
+    /// An operation inside the process (the default for a hooked call).
+    #[default]
+    Internal,
+    /// Handling a request from a remote client.
+    Server,
+    /// A request to a remote service.
+    Client,
+    /// Sending a message.
+    Producer,
+    /// Receiving a message.
+    Consumer,
+}
+
+impl SpanKind {
+    /// The lowercase name used in JSON and accepted from scripts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanKind::Internal => "internal",
+            SpanKind::Server => "server",
+            SpanKind::Client => "client",
+            SpanKind::Producer => "producer",
+            SpanKind::Consumer => "consumer",
+        }
+    }
+
+    /// Parses `internal`, `server`, `client`, `producer` or `consumer`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "internal" => SpanKind::Internal,
+            "server" => SpanKind::Server,
+            "client" => SpanKind::Client,
+            "producer" => SpanKind::Producer,
+            "consumer" => SpanKind::Consumer,
+            _ => return None,
+        })
+    }
+}
+
+/// A span's status.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Status {
+    /// Nothing was said about success.
+    #[default]
+    Unset,
+    /// Explicitly successful.
+    Ok,
+    /// Failed, with a message.
+    Error(String),
+}
+
+/// An attribute value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrValue {
+    /// A string.
+    Str(String),
+    /// A signed integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl From<&str> for AttrValue {
+    fn from(s: &str) -> Self {
+        AttrValue::Str(s.to_owned())
+    }
+}
+impl From<String> for AttrValue {
+    fn from(s: String) -> Self {
+        AttrValue::Str(s)
+    }
+}
+impl From<i64> for AttrValue {
+    fn from(v: i64) -> Self {
+        AttrValue::Int(v)
+    }
+}
+impl From<bool> for AttrValue {
+    fn from(v: bool) -> Self {
+        AttrValue::Bool(v)
+    }
+}
+impl From<f64> for AttrValue {
+    fn from(v: f64) -> Self {
+        AttrValue::Float(v)
+    }
+}
+
+impl AttrValue {
+    fn to_json(&self) -> Value {
+        match self {
+            AttrValue::Str(s) => Value::String(s.clone()),
+            AttrValue::Int(i) => json!(i),
+            AttrValue::Float(f) => json!(f),
+            AttrValue::Bool(b) => json!(b),
+        }
+    }
+}
+
+impl fmt::Display for AttrValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttrValue::Str(s) => write!(f, "{s:?}"),
+            AttrValue::Int(i) => write!(f, "{i}"),
+            AttrValue::Float(x) => write!(f, "{x}"),
+            AttrValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// One finished span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    /// The trace this span belongs to.
+    pub trace_id: TraceId,
+    /// This span.
+    pub span_id: SpanId,
+    /// The parent span, if any.
+    pub parent_span_id: Option<SpanId>,
+    /// Span name (the Go function name unless a script renamed it).
+    pub name: String,
+    /// Span kind.
+    pub kind: SpanKind,
+    /// Start, Unix nanoseconds.
+    pub start_unix_nano: u64,
+    /// End, Unix nanoseconds.
+    pub end_unix_nano: u64,
+    /// Status.
+    pub status: Status,
+    /// Attributes in the order they were set (a later set of the same key replaces it).
+    pub attributes: Vec<(String, AttrValue)>,
+    /// The goroutine ID the call ran on.
+    pub goroutine: u64,
+    /// The full Go name of the hooked function.
+    pub function: String,
+    /// How many ancestors this span has (0 for a root): for indented views.
+    pub depth: usize,
+}
+
+impl Span {
+    /// Sets an attribute, replacing an earlier value of the same key.
+    pub fn set_attr(&mut self, key: &str, value: impl Into<AttrValue>) {
+        let value = value.into();
+        if let Some(slot) = self.attributes.iter_mut().find(|(k, _)| k == key) {
+            slot.1 = value;
+        } else {
+            self.attributes.push((key.to_owned(), value));
+        }
+    }
+
+    /// Duration in nanoseconds (0 if the clock went backwards).
+    pub fn duration_ns(&self) -> u64 {
+        self.end_unix_nano.saturating_sub(self.start_unix_nano)
+    }
+
+    /// The span as one JSON object (the `--format json` line).
+    pub fn to_json(&self) -> Value {
+        let (code, message) = match &self.status {
+            Status::Unset => ("unset", Value::Null),
+            Status::Ok => ("ok", Value::Null),
+            Status::Error(m) => ("error", Value::String(m.clone())),
+        };
+        let attrs: Map<String, Value> =
+            self.attributes.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+        json!({
+            "trace_id": self.trace_id.to_string(),
+            "span_id": self.span_id.to_string(),
+            "parent_span_id": self.parent_span_id.map(|s| s.to_string()),
+            "name": self.name,
+            "kind": self.kind.as_str(),
+            "start_time_unix_nano": self.start_unix_nano,
+            "end_time_unix_nano": self.end_unix_nano,
+            "status": {"code": code, "message": message},
+            "attributes": attrs,
+            "goroutine": self.goroutine,
+            "function": self.function,
+        })
+    }
+}
+
+/// Formats nanoseconds the way people read durations: `850ns`, `12.3µs`, `4.56ms`, `1.20s`.
+pub fn human_duration(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns}ns"),
+        1_000..=999_999 => format!("{:.1}µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.2}ms", ns as f64 / 1e6),
+        _ => format!("{:.2}s", ns as f64 / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span() -> Span {
+        Span {
+            trace_id: TraceId([0xab; 16]),
+            span_id: SpanId([0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08]),
+            parent_span_id: None,
+            name: "main.step".into(),
+            kind: SpanKind::Internal,
+            start_unix_nano: 1_000,
+            end_unix_nano: 3_500,
+            status: Status::Unset,
+            attributes: vec![],
+            goroutine: 1,
+            function: "main.step".into(),
+            depth: 0,
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_fields_and_hex_ids() {
+        let mut s = span();
+        s.status = Status::Error("panic".into());
+        s.set_attr("n", 3i64);
+        s.set_attr("n", 4i64);
+        let v = s.to_json();
+        assert_eq!(v["trace_id"].as_str().unwrap().len(), 32);
+        assert_eq!(v["span_id"], "0102030405060708");
+        assert!(v["parent_span_id"].is_null());
+        assert_eq!(v["kind"], "internal");
+        assert_eq!(v["start_time_unix_nano"], 1000);
+        assert_eq!(v["end_time_unix_nano"], 3500);
+        assert_eq!(v["status"]["code"], "error");
+        assert_eq!(v["status"]["message"], "panic");
+        assert_eq!(v["attributes"]["n"], 4);
+        assert_eq!(v["goroutine"], 1);
+        assert_eq!(v["function"], "main.step");
+    }
+
+    #[test]
+    fn random_ids_differ_and_are_never_zero() {
+        let a = SpanId::random();
+        let b = SpanId::random();
+        assert_ne!(a, b);
+        assert_ne!(a.0, [0; 8]);
+        assert_ne!(TraceId::random().0, [0; 16]);
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(850), "850ns");
+        assert_eq!(human_duration(12_340), "12.3µs");
+        assert_eq!(human_duration(4_560_000), "4.56ms");
+        assert_eq!(human_duration(1_200_000_000), "1.20s");
+    }
+}
