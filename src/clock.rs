@@ -16,7 +16,10 @@ pub fn rdtsc() -> u64 {
 }
 
 fn unix_ns_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// A TSC ↔ wall-clock relation: one anchor pair and a rate.
@@ -26,6 +29,7 @@ pub struct TscClock {
     anchor_ns: u64,
     ns_per_tick: f64,
     started: Instant,
+    refinable: bool,
 }
 
 impl TscClock {
@@ -41,12 +45,19 @@ impl TscClock {
             anchor_ns: n0,
             ns_per_tick: n1.saturating_sub(n0) as f64 / ticks as f64,
             started: Instant::now(),
+            refinable: true,
         }
     }
 
     /// A clock with a known rate, for tests.
     pub fn fixed(anchor_tsc: u64, anchor_ns: u64, ns_per_tick: f64) -> Self {
-        TscClock { anchor_tsc, anchor_ns, ns_per_tick, started: Instant::now() }
+        TscClock {
+            anchor_tsc,
+            anchor_ns,
+            ns_per_tick,
+            started: Instant::now(),
+            refinable: false,
+        }
     }
 
     /// Reads TSC and wall clock as close together as possible (the pair with the shortest gap of
@@ -67,7 +78,7 @@ impl TscClock {
     /// Re-measures the rate against the original anchor (a longer baseline is more precise).
     /// Cheap; call it now and then, for example once per drain of the ring.
     pub fn refine(&mut self) {
-        if self.started.elapsed() < Duration::from_millis(200) {
+        if !self.refinable || self.started.elapsed() < Duration::from_millis(200) {
             return;
         }
         let (t, n) = Self::sample();
@@ -119,6 +130,9 @@ mod tests {
         let now_tsc = rdtsc();
         let now = unix_ns_now();
         let diff = c.to_unix_ns(now_tsc) as i128 - now as i128;
-        assert!(diff.abs() < 1_000_000, "TSC-derived time is off by {diff} ns");
+        assert!(
+            diff.abs() < 1_000_000,
+            "TSC-derived time is off by {diff} ns"
+        );
     }
 }

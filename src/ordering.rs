@@ -40,7 +40,10 @@ pub struct Reorder<R> {
 
 impl<R> Default for Reorder<R> {
     fn default() -> Self {
-        Reorder { heap: BinaryHeap::new(), seq: 0 }
+        Reorder {
+            heap: BinaryHeap::new(),
+            seq: 0,
+        }
     }
 }
 
@@ -53,7 +56,11 @@ impl<R> Reorder<R> {
     /// Adds a record stamped `tsc`. Records with equal stamps keep their arrival order.
     pub fn push(&mut self, tsc: u64, rec: R) {
         self.seq += 1;
-        self.heap.push(Reverse(Keyed { tsc, seq: self.seq, rec }));
+        self.heap.push(Reverse(Keyed {
+            tsc,
+            seq: self.seq,
+            rec,
+        }));
     }
 
     /// Releases, oldest first, every record stamped at or before `watermark`.

@@ -38,7 +38,10 @@ pub struct Pairer<T> {
 
 impl<T> Default for Pairer<T> {
     fn default() -> Self {
-        Pairer { open: HashMap::new(), orphan_exits: 0 }
+        Pairer {
+            open: HashMap::new(),
+            orphan_exits: 0,
+        }
     }
 }
 
@@ -69,7 +72,11 @@ impl<T> Pairer<T> {
             }
         }
         let payload = make(stack.last().map(|f| &f.payload));
-        stack.push(Frame { depth, hook, payload });
+        stack.push(Frame {
+            depth,
+            hook,
+            payload,
+        });
     }
 
     /// Records a return of hook `hook` on goroutine `goid` at depth `depth`.
@@ -87,7 +94,10 @@ impl<T> Pairer<T> {
                 ended(f.payload, Ending::Unwound);
             }
         }
-        if stack.last().is_some_and(|f| f.depth == depth && f.hook == hook) {
+        if stack
+            .last()
+            .is_some_and(|f| f.depth == depth && f.hook == hook)
+        {
             if let Some(f) = stack.pop() {
                 ended(f.payload, Ending::Returned);
             }
@@ -101,7 +111,10 @@ impl<T> Pairer<T> {
 
     /// The payload of the innermost open call on `goid`, if any.
     pub fn innermost(&self, goid: u64) -> Option<&T> {
-        self.open.get(&goid).and_then(|s| s.last()).map(|f| &f.payload)
+        self.open
+            .get(&goid)
+            .and_then(|s| s.last())
+            .map(|f| &f.payload)
     }
 
     /// Ends every call still open, innermost first, as [`Ending::Unfinished`].
@@ -139,7 +152,13 @@ mod tests {
         for (i, &(g, d, h, entry)) in script.iter().enumerate() {
             if entry {
                 let name = format!("c{i}");
-                p.enter(g, d, h, |parent| (name, parent.map(|x| x.0.clone())), |t, e| out.push((t.0, t.1, e)));
+                p.enter(
+                    g,
+                    d,
+                    h,
+                    |parent| (name, parent.map(|x| x.0.clone())),
+                    |t, e| out.push((t.0, t.1, e)),
+                );
             } else {
                 p.exit(g, d, h, |t, e| out.push((t.0, t.1, e)));
             }
@@ -150,7 +169,12 @@ mod tests {
 
     #[test]
     fn nested_calls_pair_and_the_inner_one_is_a_child() {
-        let out = run(&[(1, 100, 1, true), (1, 200, 2, true), (1, 200, 2, false), (1, 100, 1, false)]);
+        let out = run(&[
+            (1, 100, 1, true),
+            (1, 200, 2, true),
+            (1, 200, 2, false),
+            (1, 100, 1, false),
+        ]);
         assert_eq!(
             out,
             vec![
@@ -162,7 +186,12 @@ mod tests {
 
     #[test]
     fn goroutines_do_not_mix() {
-        let out = run(&[(1, 100, 1, true), (2, 100, 1, true), (1, 100, 1, false), (2, 100, 1, false)]);
+        let out = run(&[
+            (1, 100, 1, true),
+            (2, 100, 1, true),
+            (1, 100, 1, false),
+            (2, 100, 1, false),
+        ]);
         assert_eq!(out[0], ("c0".into(), None, Ending::Returned));
         assert_eq!(out[1], ("c1".into(), None, Ending::Returned));
     }
@@ -186,7 +215,12 @@ mod tests {
     #[test]
     fn a_panic_recovered_above_ends_the_deeper_calls_as_unwound() {
         // c0 calls c1 which calls c2; c2 panics, c0's deferred recover catches it, c0 returns.
-        let out = run(&[(1, 100, 1, true), (1, 200, 2, true), (1, 300, 3, true), (1, 100, 1, false)]);
+        let out = run(&[
+            (1, 100, 1, true),
+            (1, 200, 2, true),
+            (1, 300, 3, true),
+            (1, 100, 1, false),
+        ]);
         assert_eq!(out[0], ("c2".into(), Some("c1".into()), Ending::Unwound));
         assert_eq!(out[1], ("c1".into(), Some("c0".into()), Ending::Unwound));
         assert_eq!(out[2], ("c0".into(), None, Ending::Returned));

@@ -223,8 +223,11 @@ impl Span {
             Status::Ok => ("ok", Value::Null),
             Status::Error(m) => ("error", Value::String(m.clone())),
         };
-        let attrs: Map<String, Value> =
-            self.attributes.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+        let attrs: Map<String, Value> = self
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect();
         json!({
             "trace_id": self.trace_id.to_string(),
             "span_id": self.span_id.to_string(),

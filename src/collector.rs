@@ -1,0 +1,352 @@
+//! Turns the stream of hook records into spans: reorders records by timestamp, pairs entries
+//! with exits per goroutine, assigns trace and span IDs with parent links, and hands finished
+//! spans to a sink.
+
+use crate::clock::TscClock;
+use crate::ordering::Reorder;
+use crate::pairing::{Ending, Pairer};
+use crate::spans::{Span, SpanId, SpanKind, Status, TraceId};
+
+/// Whether a record marks a function's entry or its return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// The function was entered (after its stack check passed).
+    Entry,
+    /// The function returned through a hooked `RET`.
+    Exit,
+}
+
+/// One hook record, decoded from the ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Index of the hook (into the collector's function table).
+    pub hook: u32,
+    /// Entry or exit.
+    pub kind: EventKind,
+    /// Raw `RDTSC` value.
+    pub tsc: u64,
+    /// Goroutine ID.
+    pub goid: u64,
+    /// The goroutine that started this one (0 when the Go release does not record it).
+    pub parent_goid: u64,
+    /// `stack.hi - SP` at the function's entry (equal at its exit).
+    pub depth: u64,
+    /// Integer registers RAX, RBX, RCX, RDI, RSI, R8–R11 (arguments at entry, results at exit).
+    pub int_regs: [u64; 9],
+}
+
+/// Counters reported at the end of a trace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Spans emitted.
+    pub spans: u64,
+    /// Records the target dropped because a ring was full.
+    pub dropped: u64,
+    /// Exits whose entry was never seen (calls in progress when gohook attached).
+    pub orphan_exits: u64,
+    /// Records naming a hook gohook did not install (corrupt ring contents).
+    pub bad_records: u64,
+}
+
+/// Receives finished spans.
+pub trait SpanSink {
+    /// Called once per finished span, children before their parents.
+    fn emit(&mut self, span: Span) -> std::io::Result<()>;
+    /// Called once at the end with the final counters.
+    fn finish(&mut self, stats: &Stats) -> std::io::Result<()>;
+}
+
+struct Open {
+    span: Span,
+}
+
+/// The record-to-span pipeline.
+pub struct Collector<S: SpanSink> {
+    functions: Vec<String>,
+    clock: TscClock,
+    reorder: Reorder<Event>,
+    pairer: Pairer<Open>,
+    sink: S,
+    stats: Stats,
+    last_tsc: u64,
+    /// Late-arrival allowance: records are released once older than the drain time minus this.
+    slack_ticks: u64,
+    error: Option<std::io::Error>,
+}
+
+impl<S: SpanSink> Collector<S> {
+    /// A collector for hooks whose function names are `functions[hook]`.
+    pub fn new(functions: Vec<String>, clock: TscClock, sink: S) -> Self {
+        let slack_ticks = clock.ns_to_ticks(2_000_000);
+        Collector {
+            functions,
+            clock,
+            reorder: Reorder::new(),
+            pairer: Pairer::new(),
+            sink,
+            stats: Stats::default(),
+            last_tsc: 0,
+            slack_ticks,
+            error: None,
+        }
+    }
+
+    /// Accepts one record (in any order relative to records of other rings).
+    pub fn push(&mut self, ev: Event) {
+        if ev.hook as usize >= self.functions.len() {
+            self.stats.bad_records += 1;
+            return;
+        }
+        self.reorder.push(ev.tsc, ev);
+    }
+
+    /// Adds records the target dropped.
+    pub fn add_dropped(&mut self, n: u64) {
+        self.stats.dropped += n;
+    }
+
+    /// Processes every held record stamped before `now_tsc` minus the late-arrival allowance.
+    /// Call after each drain of the rings with a TSC read *before* the drain began.
+    pub fn advance(&mut self, now_tsc: u64) {
+        self.clock.refine();
+        let watermark = now_tsc.saturating_sub(self.slack_ticks);
+        let mut ready = Vec::new();
+        self.reorder.pop_until(watermark, |e| ready.push(e));
+        for e in ready {
+            self.process(e);
+        }
+    }
+
+    /// Processes everything held, ends the calls still open as unfinished, and reports the
+    /// counters to the sink. Returns the counters, or the first output error.
+    pub fn finish(mut self) -> std::io::Result<Stats> {
+        let mut ready = Vec::new();
+        self.reorder.drain(|e| ready.push(e));
+        for e in ready {
+            self.process(e);
+        }
+        let end = self.clock.to_unix_ns(self.last_tsc);
+        let mut ended = Vec::new();
+        self.pairer.finish(|o, how| ended.push((o, how)));
+        for (o, how) in ended {
+            self.end_span(o, how, end);
+        }
+        self.stats.orphan_exits = self.pairer.orphan_exits();
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.sink.finish(&self.stats)?;
+        Ok(self.stats)
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            orphan_exits: self.pairer.orphan_exits(),
+            ..self.stats
+        }
+    }
+
+    fn process(&mut self, ev: Event) {
+        self.last_tsc = self.last_tsc.max(ev.tsc);
+        let now = self.clock.to_unix_ns(ev.tsc);
+        let mut ended = Vec::new();
+        match ev.kind {
+            EventKind::Entry => {
+                let function = self.functions[ev.hook as usize].clone();
+                // A goroutine's first call is a child of whatever its creator has open.
+                let creator = if ev.parent_goid != 0 && self.pairer.innermost(ev.goid).is_none() {
+                    self.pairer
+                        .innermost(ev.parent_goid)
+                        .map(|o| (o.span.trace_id, o.span.span_id, o.span.depth))
+                } else {
+                    None
+                };
+                self.pairer.enter(
+                    ev.goid,
+                    ev.depth,
+                    ev.hook,
+                    |parent| {
+                        let (trace_id, parent_span_id, depth) = match (parent, creator) {
+                            (Some(p), _) => {
+                                (p.span.trace_id, Some(p.span.span_id), p.span.depth + 1)
+                            }
+                            (None, Some((t, s, d))) => (t, Some(s), d + 1),
+                            (None, None) => (TraceId::random(), None, 0),
+                        };
+                        Open {
+                            span: Span {
+                                trace_id,
+                                span_id: SpanId::random(),
+                                parent_span_id,
+                                name: function.clone(),
+                                kind: SpanKind::Internal,
+                                start_unix_nano: now,
+                                end_unix_nano: now,
+                                status: Status::Unset,
+                                attributes: Vec::new(),
+                                goroutine: ev.goid,
+                                function,
+                                depth,
+                            },
+                        }
+                    },
+                    |o, how| ended.push((o, how)),
+                );
+            }
+            EventKind::Exit => {
+                self.pairer
+                    .exit(ev.goid, ev.depth, ev.hook, |o, how| ended.push((o, how)));
+            }
+        }
+        for (o, how) in ended {
+            self.end_span(o, how, now);
+        }
+    }
+
+    fn end_span(&mut self, open: Open, how: Ending, end_ns: u64) {
+        let mut span = open.span;
+        span.end_unix_nano = end_ns.max(span.start_unix_nano);
+        match how {
+            Ending::Returned => {}
+            Ending::Unwound => span.status = Status::Error("panic".into()),
+            Ending::Unfinished => span.status = Status::Error("unfinished".into()),
+        }
+        self.stats.spans += 1;
+        if self.error.is_none() {
+            if let Err(e) = self.sink.emit(span) {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect(Vec<Span>, Option<Stats>);
+    impl SpanSink for &mut Collect {
+        fn emit(&mut self, span: Span) -> std::io::Result<()> {
+            self.0.push(span);
+            Ok(())
+        }
+        fn finish(&mut self, stats: &Stats) -> std::io::Result<()> {
+            self.1 = Some(*stats);
+            Ok(())
+        }
+    }
+
+    fn ev(hook: u32, kind: EventKind, tsc: u64, goid: u64, depth: u64) -> Event {
+        Event {
+            hook,
+            kind,
+            tsc,
+            goid,
+            parent_goid: 0,
+            depth,
+            int_regs: [0; 9],
+        }
+    }
+
+    fn clock() -> TscClock {
+        TscClock::fixed(0, 1_000_000_000, 1.0)
+    }
+
+    #[test]
+    fn an_exit_drained_before_its_entry_still_pairs() {
+        let mut out = Collect::default();
+        let mut c = Collector::new(vec!["main.a".into()], clock(), &mut out);
+        c.push(ev(0, EventKind::Exit, 300, 1, 50));
+        c.push(ev(0, EventKind::Entry, 100, 1, 50));
+        let stats = c.finish().unwrap();
+        assert_eq!(stats.spans, 1);
+        assert_eq!(out.0[0].start_unix_nano, 1_000_000_100);
+        assert_eq!(out.0[0].end_unix_nano, 1_000_000_300);
+        assert_eq!(out.0[0].status, Status::Unset);
+        assert_eq!(stats.orphan_exits, 0);
+    }
+
+    #[test]
+    fn a_nested_call_is_a_child_in_the_same_trace() {
+        let mut out = Collect::default();
+        let mut c = Collector::new(
+            vec!["main.outer".into(), "main.inner".into()],
+            clock(),
+            &mut out,
+        );
+        c.push(ev(0, EventKind::Entry, 1, 9, 10));
+        c.push(ev(1, EventKind::Entry, 2, 9, 90));
+        c.push(ev(1, EventKind::Exit, 3, 9, 90));
+        c.push(ev(0, EventKind::Exit, 4, 9, 10));
+        c.finish().unwrap();
+        let (inner, outer) = (&out.0[0], &out.0[1]);
+        assert_eq!(inner.function, "main.inner");
+        assert_eq!(inner.parent_span_id, Some(outer.span_id));
+        assert_eq!(inner.trace_id, outer.trace_id);
+        assert_eq!(outer.parent_span_id, None);
+        assert_eq!(inner.goroutine, 9);
+        assert_eq!(inner.depth, 1);
+    }
+
+    #[test]
+    fn a_goroutines_first_span_is_a_child_of_its_creators_open_span() {
+        let mut out = Collect::default();
+        let mut c = Collector::new(
+            vec!["main.serve".into(), "main.work".into()],
+            clock(),
+            &mut out,
+        );
+        c.push(ev(0, EventKind::Entry, 1, 1, 10));
+        c.push(Event {
+            parent_goid: 1,
+            ..ev(1, EventKind::Entry, 2, 7, 10)
+        });
+        c.push(ev(1, EventKind::Exit, 3, 7, 10));
+        c.push(ev(0, EventKind::Exit, 4, 1, 10));
+        c.finish().unwrap();
+        assert_eq!(out.0[0].parent_span_id, Some(out.0[1].span_id));
+        assert_eq!(out.0[0].trace_id, out.0[1].trace_id);
+    }
+
+    #[test]
+    fn unwound_and_unfinished_calls_are_errors_named_panic_and_unfinished() {
+        let mut out = Collect::default();
+        let mut c = Collector::new(vec!["main.f".into(), "main.g".into()], clock(), &mut out);
+        c.push(ev(0, EventKind::Entry, 1, 1, 10));
+        c.push(ev(1, EventKind::Entry, 2, 1, 50)); // g panics …
+        c.push(ev(0, EventKind::Exit, 3, 1, 10)); // … f recovers and returns
+        c.push(ev(1, EventKind::Entry, 4, 2, 10)); // still running at the end
+        let stats = c.finish().unwrap();
+        assert_eq!(stats.spans, 3);
+        assert_eq!(out.0[0].status, Status::Error("panic".into()));
+        assert_eq!(out.0[0].end_unix_nano, 1_000_000_003);
+        assert_eq!(out.0[1].status, Status::Unset);
+        assert_eq!(out.0[2].status, Status::Error("unfinished".into()));
+    }
+
+    #[test]
+    fn records_for_unknown_hooks_are_counted_not_trusted() {
+        let mut out = Collect::default();
+        let mut c = Collector::new(vec!["main.f".into()], clock(), &mut out);
+        c.push(ev(7, EventKind::Entry, 1, 1, 10));
+        let stats = c.finish().unwrap();
+        assert_eq!(stats.bad_records, 1);
+        assert_eq!(stats.spans, 0);
+    }
+
+    #[test]
+    fn advance_holds_back_records_newer_than_the_watermark() {
+        let mut out = Collect::default();
+        let mut c = Collector::new(vec!["main.f".into()], clock(), &mut out);
+        c.push(ev(0, EventKind::Entry, 1, 1, 10));
+        c.push(ev(0, EventKind::Exit, 5_000_000, 1, 10));
+        c.advance(4_000_000); // watermark 2 ms earlier: only the entry is released
+        assert_eq!(c.stats().spans, 0);
+        c.advance(8_000_000);
+        assert_eq!(c.stats().spans, 1);
+        c.finish().unwrap();
+        assert_eq!(out.0.len(), 1);
+    }
+}
