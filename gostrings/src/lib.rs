@@ -12,7 +12,11 @@
 pub mod elf;
 pub mod gotype;
 pub mod memory;
+pub mod pclntab;
+pub mod version;
 
 pub use elf::{ElfError, ElfFile};
 pub use gotype::{Field, GoType, Kind, Shape, TypeId, TypeTable};
 pub use memory::{MemError, MemoryReader, SliceMemory};
+pub use pclntab::{Func, Pclntab, PclntabError, UnsafePoint};
+pub use version::GoVersion;
