@@ -1,0 +1,444 @@
+//! Generating entry and exit trampolines and the patch bytes that jump to them.
+//!
+//! Entry trampoline (placed at `at`, reached by the `JMP rel32` over the stack check):
+//!
+//! ```text
+//!     <the function's stack check, relocated; JBE/JCS -> the function's own morestack tail>
+//!     pushfq ; push r12
+//!     mov r12, &enable[hook] ; cmp byte [r12], 0 ; je .off
+//!     push rax rbx rcx rdx rsi rdi rbp r8 r9 r10 r11 r13 r15      (120 bytes of stack in all)
+//!     <record: ring = region + HEADER + m.id * stride; full -> ring.drops++; no ring -> lock inc>
+//!     pop ...
+//! .off: pop r12 ; popfq
+//!     jmp resume
+//! ```
+//!
+//! Exit trampoline (reached by the `JMP rel32` over `ADD/POP` + `RET`): the epilogue's
+//! instructions, the same save/record/restore, then `RET` — to the caller, from the trampoline,
+//! so no trampoline address is ever left on a goroutine stack.
+//!
+//! Nothing before the stack check passes touches memory (go-runtime.md §0 rule 4). X registers are
+//! only read (`MOVQ m64, xmm`), X15 and R14 are never written, DF is assumed clear (Go ABI).
+
+use crate::epilogue::ExitPlan;
+use crate::plan::{EntryPlan, JMP_REL32_LEN};
+use crate::record::{self, RecordKind, MAX_STRINGS, N_FLOAT_REGS, N_INT_REGS};
+use crate::ring_layout::{self as rl, RingLayout};
+use iced_x86::code_asm::*;
+use iced_x86::IcedError;
+use thiserror::Error;
+
+/// Offsets into Go's `g` and `m` structs the trampoline reads (go-runtime.md §6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GOffsets {
+    /// `g.goid`.
+    pub goid: i32,
+    /// `g.parentGoid` (Go 1.21+), or `None`.
+    pub parent_goid: Option<i32>,
+    /// `g.stack.hi` (8 in every release).
+    pub stack_hi: i32,
+    /// `g.m` (48 in every release).
+    pub m: i32,
+    /// `m.id`.
+    pub m_id: i32,
+}
+
+impl GOffsets {
+    /// The offsets measured from DWARF for Go 1.`minor` (go-runtime.md §6.1), or `None` for
+    /// releases not measured. Prefer offsets read from the target's own DWARF when present.
+    pub fn for_go_minor(minor: u32) -> Option<Self> {
+        let (goid, parent, m_id) = match minor {
+            19 => (152, None, 232),
+            21 | 22 => (152, Some(272), 232),
+            23 | 24 => (160, Some(280), 232),
+            25 => (152, Some(272), 224),
+            26 | 27 => (152, Some(280), 232),
+            _ => return None,
+        };
+        Some(Self {
+            goid,
+            parent_goid: parent,
+            stack_hi: 8,
+            m: 48,
+            m_id,
+        })
+    }
+}
+
+/// A Go integer argument register, in ABI order (index = position in `record::INT_REGS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntReg {
+    Rax = 0,
+    Rbx,
+    Rcx,
+    Rdi,
+    Rsi,
+    R8,
+    R9,
+    R10,
+    R11,
+}
+
+/// A string argument to copy: the registers holding its pointer and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StringCapture {
+    pub ptr: IntReg,
+    pub len: IntReg,
+}
+
+/// What a record carries beyond the fixed fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureSpec {
+    /// Bit i: store `INT_REGS[i]` (9 bits).
+    pub int_mask: u16,
+    /// Bit i: store the low 64 bits of X<i> (15 bits; X15 is always zero).
+    pub float_mask: u16,
+    /// Up to [`MAX_STRINGS`] strings; only meaningful at entry.
+    pub strings: Vec<StringCapture>,
+    /// Bytes copied per string at most.
+    pub string_cap: u16,
+}
+
+impl CaptureSpec {
+    /// All nine integer registers, no floats, no strings.
+    pub fn ints() -> Self {
+        Self {
+            int_mask: (1 << N_INT_REGS) - 1,
+            float_mask: 0,
+            strings: vec![],
+            string_cap: 0,
+        }
+    }
+}
+
+/// Everything a trampoline needs to know besides the site.
+#[derive(Debug, Clone)]
+pub struct StubContext {
+    pub hook_id: u32,
+    /// Address of the ring region in the target.
+    pub region: u64,
+    pub layout: RingLayout,
+    pub g: GOffsets,
+    pub capture: CaptureSpec,
+}
+
+/// Generated machine code, valid only at `address`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trampoline {
+    pub address: u64,
+    pub code: Vec<u8>,
+}
+
+/// Why a trampoline or patch could not be generated.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum StubError {
+    /// The hook id has no enable byte.
+    #[error("hook id {0} exceeds the {max} hooks the ring region supports", max = rl::MAX_HOOKS)]
+    HookIdTooLarge(u32),
+    /// The capture spec asks for something the record cannot hold.
+    #[error("capture spec rejected: {0}")]
+    BadCapture(String),
+    /// A 5-byte JMP cannot reach the trampoline.
+    #[error("trampoline at {trampoline:#x} is out of JMP rel32 range of the site {site:#x}")]
+    OutOfRange { site: u64, trampoline: u64 },
+    /// The patch range is shorter than the jump.
+    #[error("patch range of {0} bytes is shorter than a 5-byte jump")]
+    SiteTooShort(usize),
+    /// iced-x86 failed to assemble (a relocation that cannot be encoded at this address).
+    #[error("assembling the trampoline failed: {0}")]
+    Assemble(String),
+}
+
+impl From<IcedError> for StubError {
+    fn from(e: IcedError) -> Self {
+        StubError::Assemble(e.to_string())
+    }
+}
+
+/// Bytes of stack the trampoline pushes (flags + 14 registers).
+pub const FRAME_BYTES: i32 = 15 * 8;
+
+/// Registers pushed after flags and R12, in push order.
+const SAVED: [AsmRegister64; 13] = [
+    rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r13, r15,
+];
+
+/// Stack offset (from RSP after all pushes) of a saved integer argument register.
+fn saved_off(r: IntReg) -> i32 {
+    let reg = INT_ASM[r as usize];
+    let pos = SAVED.iter().position(|s| *s == reg).unwrap_or(0) as i32;
+    (SAVED.len() as i32 - 1 - pos) * 8
+}
+
+const INT_ASM: [AsmRegister64; N_INT_REGS] = [rax, rbx, rcx, rdi, rsi, r8, r9, r10, r11];
+const XMM: [AsmRegisterXmm; N_FLOAT_REGS] = [
+    xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14,
+];
+
+fn validate(ctx: &StubContext) -> Result<(), StubError> {
+    if ctx.hook_id as usize >= rl::MAX_HOOKS {
+        return Err(StubError::HookIdTooLarge(ctx.hook_id));
+    }
+    let c = &ctx.capture;
+    if c.int_mask >> N_INT_REGS != 0 || c.float_mask >> N_FLOAT_REGS != 0 {
+        return Err(StubError::BadCapture(
+            "register mask names a register past R11/X14".into(),
+        ));
+    }
+    if c.strings.len() > MAX_STRINGS {
+        return Err(StubError::BadCapture(format!(
+            "{} strings, at most {MAX_STRINGS}",
+            c.strings.len()
+        )));
+    }
+    let need = record::FIXED_SIZE + c.strings.len() * c.string_cap as usize;
+    if need > ctx.layout.slot_size() as usize {
+        return Err(StubError::BadCapture(format!(
+            "{} strings of {} bytes need a {need}-byte slot; the ring has {}",
+            c.strings.len(),
+            c.string_cap,
+            ctx.layout.slot_size()
+        )));
+    }
+    Ok(())
+}
+
+/// Emits: flags/R12 save, enable check, full save, record, full restore; falls through to the
+/// caller-supplied continuation with every register as it was.
+fn emit_recorded_section(
+    a: &mut CodeAssembler,
+    ctx: &StubContext,
+    kind: RecordKind,
+) -> Result<(), StubError> {
+    let enable = ctx.region + rl::HDR_ENABLE as u64 + ctx.hook_id as u64;
+    let mut off = a.create_label();
+    a.pushfq()?;
+    a.push(r12)?;
+    a.mov(r12, enable)?;
+    a.cmp(byte_ptr(r12), 0)?;
+    a.je(off)?;
+    for r in SAVED {
+        a.push(r)?;
+    }
+    emit_record(a, ctx, kind)?;
+    for r in SAVED.iter().rev() {
+        a.pop(*r)?;
+    }
+    a.set_label(&mut off)?;
+    a.pop(r12)?;
+    a.popfq()?;
+    Ok(())
+}
+
+/// Emits the record write. All registers except R14/RSP are free (saved by the caller).
+fn emit_record(
+    a: &mut CodeAssembler,
+    ctx: &StubContext,
+    kind: RecordKind,
+) -> Result<(), StubError> {
+    let l = &ctx.layout;
+    let g = &ctx.g;
+    let c = &ctx.capture;
+    let mut no_ring = a.create_label();
+    let mut full = a.create_label();
+    let mut done = a.create_label();
+
+    // r15 = m.id, checked against the ring count (unsigned: a negative id is out of range too).
+    a.mov(r15, qword_ptr(r14 + g.m))?;
+    a.test(r15, r15)?;
+    a.jz(no_ring)?;
+    a.mov(r15, qword_ptr(r15 + g.m_id))?;
+    a.cmp(r15, l.n_rings() as i32)?;
+    a.jae(no_ring)?;
+    // r12 = ring i.
+    a.imul_3(r12, r15, l.ring_stride() as i32)?;
+    a.mov(r13, ctx.region + rl::HEADER_SIZE as u64)?;
+    a.add(r12, r13)?;
+    // rbx = head; full when head - tail >= slots.
+    a.mov(rbx, qword_ptr(r12 + rl::RING_HEAD as i32))?;
+    a.mov(rcx, rbx)?;
+    a.sub(rcx, qword_ptr(r12 + rl::RING_TAIL as i32))?;
+    a.cmp(rcx, l.slots_per_ring() as i32)?;
+    a.jae(full)?;
+    // r13 = slot = ring + RING_HEADER + (head & mask) << log2(slot_size).
+    a.mov(rcx, rbx)?;
+    a.and(rcx, (l.slots_per_ring() - 1) as i32)?;
+    a.shl(rcx, l.slot_size().trailing_zeros())?;
+    a.lea(r13, qword_ptr(r12 + rcx + rl::RING_HEADER_SIZE as i32))?;
+
+    let flags = if g.parent_goid.is_some() {
+        record::FLAG_HAS_PARENT
+    } else {
+        0
+    };
+    let n_strings = if kind == RecordKind::Entry {
+        c.strings.len()
+    } else {
+        0
+    };
+    let word4 = kind as u32 | (flags as u32) << 8 | (n_strings as u32) << 16;
+    a.mov(dword_ptr(r13 + record::OFF_HOOK_ID as i32), ctx.hook_id)?;
+    a.mov(dword_ptr(r13 + record::OFF_KIND as i32), word4)?;
+    a.mov(
+        dword_ptr(r13 + record::OFF_INT_MASK as i32),
+        c.int_mask as u32 | (c.float_mask as u32) << 16,
+    )?;
+    a.mov(
+        dword_ptr(r13 + record::OFF_STRING_CAP as i32),
+        c.string_cap as u32,
+    )?;
+    a.mov(qword_ptr(r13 + record::OFF_M_ID as i32), r15)?;
+    a.rdtsc()?;
+    a.shl(rdx, 32)?;
+    a.or(rax, rdx)?;
+    a.mov(qword_ptr(r13 + record::OFF_TSC as i32), rax)?;
+    a.mov(rax, qword_ptr(r14 + g.goid))?;
+    a.mov(qword_ptr(r13 + record::OFF_GOID as i32), rax)?;
+    match g.parent_goid {
+        Some(p) => a.mov(rax, qword_ptr(r14 + p))?,
+        None => a.xor(eax, eax)?,
+    }
+    a.mov(qword_ptr(r13 + record::OFF_PARENT_GOID as i32), rax)?;
+    // depth = stack.hi - SP at entry; SP at entry = RSP + FRAME_BYTES (the entry trampoline runs
+    // before the frame is built; the exit trampoline after it is torn down).
+    a.mov(rax, qword_ptr(r14 + g.stack_hi))?;
+    a.lea(rdx, qword_ptr(rsp + FRAME_BYTES))?;
+    a.sub(rax, rdx)?;
+    a.mov(qword_ptr(r13 + record::OFF_DEPTH as i32), rax)?;
+    for i in 0..N_INT_REGS {
+        if c.int_mask & (1 << i) != 0 {
+            let r: IntReg = INT_REG_ORDER[i];
+            a.mov(rax, qword_ptr(rsp + saved_off(r)))?;
+            a.mov(qword_ptr(r13 + (record::OFF_INTS + 8 * i) as i32), rax)?;
+        }
+    }
+    for (i, x) in XMM.iter().enumerate() {
+        if c.float_mask & (1 << i) != 0 {
+            a.movq(qword_ptr(r13 + (record::OFF_FLOATS + 8 * i) as i32), *x)?;
+        }
+    }
+    if kind == RecordKind::Entry {
+        for (i, s) in c.strings.iter().enumerate() {
+            emit_string_copy(a, i, s, c.string_cap)?;
+        }
+    }
+    // Publish: plain store of head + 1 after the slot (x86-TSO keeps store order).
+    a.inc(rbx)?;
+    a.mov(qword_ptr(r12 + rl::RING_HEAD as i32), rbx)?;
+    a.jmp(done)?;
+
+    a.set_label(&mut full)?;
+    a.inc(qword_ptr(r12 + rl::RING_DROPS as i32))?;
+    a.jmp(done)?;
+
+    a.set_label(&mut no_ring)?;
+    a.mov(r12, ctx.region + rl::HDR_GLOBAL_DROPS as u64)?;
+    a.lock().inc(qword_ptr(r12))?;
+
+    a.set_label(&mut done)?;
+    Ok(())
+}
+
+const INT_REG_ORDER: [IntReg; N_INT_REGS] = [
+    IntReg::Rax,
+    IntReg::Rbx,
+    IntReg::Rcx,
+    IntReg::Rdi,
+    IntReg::Rsi,
+    IntReg::R8,
+    IntReg::R9,
+    IntReg::R10,
+    IntReg::R11,
+];
+
+/// Copies `min(len, cap)` bytes of string `i` into the slot (r13). A length <= 0 or a nil pointer
+/// copies nothing. Uses RSI/RDI/RCX/RDX/RAX (saved).
+fn emit_string_copy(
+    a: &mut CodeAssembler,
+    i: usize,
+    s: &StringCapture,
+    cap: u16,
+) -> Result<(), StubError> {
+    let desc = (record::OFF_STRINGS + 8 * i) as i32;
+    let data = (record::OFF_DATA + i * cap as usize) as i32;
+    let mut empty = a.create_label();
+    let mut next = a.create_label();
+    let mut fits = a.create_label();
+    a.mov(rsi, qword_ptr(rsp + saved_off(s.ptr)))?;
+    a.mov(rcx, qword_ptr(rsp + saved_off(s.len)))?;
+    // Original length, clamped to u32::MAX (0 if negative).
+    a.xor(eax, eax)?;
+    a.mov(edx, u32::MAX)?;
+    a.test(rcx, rcx)?;
+    a.cmovg(rax, rcx)?;
+    a.cmp(rax, rdx)?;
+    a.cmova(rax, rdx)?;
+    a.mov(dword_ptr(r13 + desc + 4), eax)?;
+    a.test(rsi, rsi)?;
+    a.jz(empty)?;
+    a.test(rcx, rcx)?;
+    a.jle(empty)?;
+    a.cmp(rcx, cap as i32)?;
+    a.jbe(fits)?;
+    a.mov(ecx, cap as u32)?;
+    a.set_label(&mut fits)?;
+    a.mov(dword_ptr(r13 + desc), ecx)?;
+    a.lea(rdi, qword_ptr(r13 + data))?;
+    a.rep().movsb()?;
+    a.jmp(next)?;
+    a.set_label(&mut empty)?;
+    a.mov(dword_ptr(r13 + desc), 0u32)?;
+    a.set_label(&mut next)?;
+    Ok(())
+}
+
+/// Generates the entry trampoline for `plan` at address `at`.
+pub fn entry_trampoline(
+    plan: &EntryPlan,
+    at: u64,
+    ctx: &StubContext,
+) -> Result<Trampoline, StubError> {
+    validate(ctx)?;
+    let mut a = CodeAssembler::new(64)?;
+    for i in &plan.replicated {
+        // Branches keep their absolute targets (the morestack tail); the encoder re-encodes them
+        // for this address, widening rel8 to rel32.
+        a.add_instruction(*i)?;
+    }
+    emit_recorded_section(&mut a, ctx, RecordKind::Entry)?;
+    a.jmp(plan.resume)?;
+    let code = a.assemble(at)?;
+    Ok(Trampoline { address: at, code })
+}
+
+/// Generates the exit trampoline replacing the epilogue in `plan`, at address `at`.
+pub fn exit_trampoline(
+    plan: &ExitPlan,
+    at: u64,
+    ctx: &StubContext,
+) -> Result<Trampoline, StubError> {
+    validate(ctx)?;
+    let mut a = CodeAssembler::new(64)?;
+    for i in &plan.displaced {
+        a.add_instruction(*i)?;
+    }
+    emit_recorded_section(&mut a, ctx, RecordKind::Exit)?;
+    a.ret()?;
+    let code = a.assemble(at)?;
+    Ok(Trampoline { address: at, code })
+}
+
+/// The bytes to write over `[site, site + len)`: `E9 rel32` to `trampoline`, then INT3 padding
+/// (no goroutine can resume in the padding: its boundaries were proven async-unsafe).
+pub fn patch_bytes(site: u64, len: usize, trampoline: u64) -> Result<Vec<u8>, StubError> {
+    if len < JMP_REL32_LEN {
+        return Err(StubError::SiteTooShort(len));
+    }
+    let rel = (trampoline as i128) - (site as i128 + JMP_REL32_LEN as i128);
+    let rel = i32::try_from(rel).map_err(|_| StubError::OutOfRange { site, trampoline })?;
+    let mut out = Vec::with_capacity(len);
+    out.push(0xE9);
+    out.extend_from_slice(&rel.to_le_bytes());
+    out.resize(len, 0xCC);
+    Ok(out)
+}
