@@ -9,12 +9,16 @@
 
 #![deny(missing_docs)]
 
+pub mod binary;
+pub mod buildinfo;
 pub mod elf;
 pub mod gotype;
 pub mod memory;
 pub mod pclntab;
 pub mod version;
 
+pub use binary::{Error, GoBinary};
+pub use buildinfo::{BuildInfo, BuildInfoError, Module};
 pub use elf::{ElfError, ElfFile};
 pub use gotype::{Field, GoType, Kind, Shape, TypeId, TypeTable};
 pub use memory::{MemError, MemoryReader, SliceMemory};
