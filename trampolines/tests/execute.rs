@@ -1,0 +1,184 @@
+//! Runs generated trampolines in this process (no ptrace) against a Go-shaped fake function and a
+//! fake g/m, and checks what lands in the ring and that the function behaves exactly as before.
+
+mod support;
+
+use support::*;
+use trampolines::record::{RecordKind, FIXED_SIZE};
+use trampolines::ring_layout::{self as rl, RingLayout};
+use trampolines::stub::{CaptureSpec, IntReg, StringCapture};
+
+fn layout(slots: u32) -> RingLayout {
+    RingLayout::new(2, slots, 512).unwrap()
+}
+
+#[test]
+fn unhooked_fake_function_adds_its_arguments() {
+    let mut env = Env::new(Hooks::None, layout(8), CaptureSpec::ints(), 3);
+    let out = env.call(&sample_regs());
+    assert_eq!(out.gpr[RAX], 1234);
+    assert!(env.records(0).is_empty());
+}
+
+#[test]
+fn entry_and_exit_hooks_record_one_pair_with_equal_depth_and_preserve_registers() {
+    let mut spec = CaptureSpec::ints();
+    spec.float_mask = 1; // X0
+    let mut env = Env::new(Hooks::EntryExit, layout(8), spec, 3);
+    let input = sample_regs();
+    let out = env.call(&input);
+
+    // The function still computes a + b and leaves every other register as it found it.
+    assert_eq!(out.gpr[RAX], 1234);
+    for n in 0..16 {
+        if n != RAX && n != RSP {
+            assert_eq!(
+                out.gpr[n],
+                if n == R14 {
+                    env.g.as_ptr() as u64
+                } else {
+                    input.gpr[n]
+                },
+                "register {n}"
+            );
+        }
+    }
+    assert_eq!(out.gpr[RSP], out.rsp_before_call, "stack balanced");
+    assert_eq!(out.xmm0, input.xmm0, "X0 preserved");
+    assert_eq!(out.xmm15, 0, "X15 still zero");
+
+    let recs = env.records(0);
+    assert_eq!(recs.len(), 2, "{recs:#?}");
+    let (e, x) = (&recs[0], &recs[1]);
+    assert_eq!((e.kind, x.kind), (RecordKind::Entry, RecordKind::Exit));
+    assert_eq!((e.hook_id, x.hook_id), (3, 3));
+    assert_eq!((e.goid, x.goid), (77, 77));
+    assert_eq!(e.parent_goid, Some(5));
+    assert_eq!(e.m_id, 0);
+    let sp_at_entry = out.rsp_before_call - 8;
+    assert_eq!(e.depth, 0x7fff_ffff_f000 - sp_at_entry);
+    assert_eq!(
+        x.depth, e.depth,
+        "entry and exit pair on the same depth key"
+    );
+    // Arguments at entry, results at exit.
+    assert_eq!(e.ints[0], Some(1000));
+    assert_eq!(e.ints[1], Some(234));
+    assert_eq!(e.ints[2], Some(input.gpr[RCX]));
+    assert_eq!(e.ints[3], Some(input.gpr[RDI]));
+    assert_eq!(e.ints[8], Some(input.gpr[11]));
+    assert_eq!(x.ints[0], Some(1234));
+    assert_eq!(e.floats[0].map(f64::from_bits), Some(2.5));
+    assert_eq!(e.floats[1], None);
+    assert!(x.tsc >= e.tsc, "timestamps are monotonic on one thread");
+}
+
+#[test]
+fn string_arguments_are_copied_up_to_the_cap() {
+    let spec = CaptureSpec {
+        int_mask: 0,
+        float_mask: 0,
+        strings: vec![
+            StringCapture {
+                ptr: IntReg::Rcx,
+                len: IntReg::Rdi,
+            },
+            StringCapture {
+                ptr: IntReg::Rsi,
+                len: IntReg::R8,
+            },
+            StringCapture {
+                ptr: IntReg::R9,
+                len: IntReg::R10,
+            },
+        ],
+        string_cap: 8,
+    };
+    let mut env = Env::new(Hooks::Entry, layout(8), spec, 9);
+    let text = b"hello, gohook";
+    let short = b"abc";
+    let mut regs = sample_regs();
+    regs.gpr[RCX] = text.as_ptr() as u64;
+    regs.gpr[RDI] = text.len() as u64;
+    regs.gpr[RSI] = short.as_ptr() as u64;
+    regs.gpr[8] = short.len() as u64;
+    regs.gpr[9] = 0; // nil pointer with a length: nothing copied, no fault
+    regs.gpr[10] = 5;
+    let out = env.call(&regs);
+    assert_eq!(out.gpr[RAX], 1234);
+    let recs = env.records(0);
+    assert_eq!(recs.len(), 1);
+    let s = &recs[0].strings;
+    assert_eq!(s.len(), 3);
+    assert_eq!(s[0].bytes, b"hello, g");
+    assert_eq!(s[0].len, 13);
+    assert!(s[0].truncated());
+    assert_eq!(s[1].bytes, b"abc");
+    assert!(!s[1].truncated());
+    assert!(s[2].bytes.is_empty());
+    assert!(FIXED_SIZE + 3 * 8 <= 512);
+}
+
+#[test]
+fn failed_stack_check_takes_the_morestack_path_and_records_once() {
+    let mut env = Env::new(Hooks::EntryExit, layout(8), CaptureSpec::ints(), 1);
+    env.g[2] = u64::MAX; // stackguard0 above any SP: the replicated check fails
+    let out = env.call(&sample_regs());
+    assert_eq!(out.gpr[RAX], 1234);
+    assert_eq!(
+        env.g[G_MORESTACK_COUNT / 8],
+        1,
+        "the function's own morestack tail ran once"
+    );
+    let recs = env.records(0);
+    let kinds: Vec<_> = recs.iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        [RecordKind::Entry, RecordKind::Exit],
+        "no record on the failed check"
+    );
+}
+
+#[test]
+fn a_full_ring_drops_and_counts_instead_of_overwriting() {
+    let mut env = Env::new(Hooks::EntryExit, layout(4), CaptureSpec::ints(), 2);
+    for _ in 0..3 {
+        assert_eq!(env.call(&sample_regs()).gpr[RAX], 1234);
+    }
+    let roff = env.layout.ring_offset(0).unwrap();
+    assert_eq!(env.ring_u64(roff + rl::RING_HEAD as u64), 4);
+    assert_eq!(env.ring_u64(roff + rl::RING_DROPS as u64), 2);
+    // The consumer frees two slots: the next call records again.
+    let tail = roff + rl::RING_TAIL as u64;
+    env.ring_bytes()[tail as usize..tail as usize + 8].copy_from_slice(&2u64.to_le_bytes());
+    env.call(&sample_regs());
+    assert_eq!(env.ring_u64(roff + rl::RING_HEAD as u64), 6);
+}
+
+#[test]
+fn disabled_hook_records_nothing_and_still_runs_the_function() {
+    let mut env = Env::new(Hooks::EntryExit, layout(8), CaptureSpec::ints(), 4);
+    env.set_enabled(4, false);
+    let input = sample_regs();
+    let out = env.call(&input);
+    assert_eq!(out.gpr[RAX], 1234);
+    assert_eq!(out.gpr[RCX], input.gpr[RCX]);
+    assert!(env.records(0).is_empty());
+}
+
+#[test]
+fn records_go_to_the_ring_of_the_current_m_and_unknown_ms_count_globally() {
+    let mut env = Env::new(Hooks::Entry, layout(8), CaptureSpec::ints(), 0);
+    env.set_m_id(1);
+    env.call(&sample_regs());
+    assert!(env.records(0).is_empty());
+    let r1 = env.records(1);
+    assert_eq!(r1.len(), 1);
+    assert_eq!(r1[0].m_id, 1);
+    env.set_m_id(2); // only two rings
+    env.call(&sample_regs());
+    env.set_m_id(u64::MAX); // a scribbled, negative id
+    env.call(&sample_regs());
+    assert_eq!(env.ring_u64(rl::HDR_GLOBAL_DROPS as u64), 2);
+    assert_eq!(env.records(1).len(), 1);
+}
