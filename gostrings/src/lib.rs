@@ -14,6 +14,7 @@ pub mod buildinfo;
 pub mod elf;
 pub mod gotype;
 pub mod memory;
+pub mod moduledata;
 pub mod pclntab;
 pub mod version;
 
