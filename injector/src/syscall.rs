@@ -1,0 +1,408 @@
+//! Raw syscalls injected into a stopped thread of the target: no libc, no code written, so it
+//! works on static Go binaries and cgo ones alike.
+//!
+//! The thread's registers are saved, RIP is pointed at an existing `syscall` instruction of the
+//! target (a *gadget*: in the vDSO or the program's own text, found by decoding at real
+//! instruction boundaries), `orig_rax` is set to -1 so the kernel does not apply syscall-restart
+//! logic to our register set, and the thread is driven with `PTRACE_SYSCALL` to the syscall-entry
+//! and then the syscall-exit stop, where RAX holds the result. The saved registers are then put
+//! back exactly, with one deliberate change: if the thread had been interrupted inside a
+//! restartable syscall (`rax` = -ERESTART*), we perform the kernel's restart rewrite ourselves
+//! (rip -= 2, rax = orig_rax or `restart_syscall`, orig_rax = -1), because the thread now resumes
+//! from our syscall-exit stop, a path on which the kernel's own rewrite would not run.
+
+use gostrings::ElfFile;
+use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+use nix::errno::Errno;
+use nix::sys::wait::WaitStatus;
+
+use crate::error::{Error, Result};
+use crate::maps::{self, Mapping};
+use crate::mem::ProcessMemory;
+use crate::threads::{resume, PtraceResume, StopKind, World};
+
+const ERESTARTSYS: i64 = 512;
+const ERESTARTNOINTR: i64 = 513;
+const ERESTARTNOHAND: i64 = 514;
+const ERESTART_RESTARTBLOCK: i64 = 516;
+
+/// Where a gadget was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GadgetSource {
+    /// Given by the caller.
+    Caller,
+    /// The vDSO's `.text`.
+    Vdso,
+    /// The main executable's `.text`.
+    Executable,
+}
+
+/// A `syscall` instruction in the target's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gadget {
+    /// Address of the `0f 05`.
+    pub addr: u64,
+    /// Where it came from.
+    pub source: GadgetSource,
+}
+
+/// Finds a `syscall` instruction at a real instruction boundary: first in the vDSO (decoding
+/// its `.text` from the start), then in the main executable's `.text`. The two bytes are checked
+/// in live memory before the gadget is returned.
+pub fn find_gadget(pid: i32) -> Result<Gadget> {
+    let maps = maps::read_maps(pid)?;
+    let mem = ProcessMemory::new(pid);
+    if let Some(vdso) = maps.iter().find(|m| m.path == "[vdso]" && m.exec) {
+        if let Some(addr) = vdso_gadget(&mem, vdso) {
+            return Ok(Gadget {
+                addr,
+                source: GadgetSource::Vdso,
+            });
+        }
+    }
+    if let Some(addr) = exe_gadget(pid, &maps, &mem) {
+        return Ok(Gadget {
+            addr,
+            source: GadgetSource::Executable,
+        });
+    }
+    Err(Error::NoSyscallGadget { pid })
+}
+
+fn vdso_gadget(mem: &ProcessMemory, vdso: &Mapping) -> Option<u64> {
+    if vdso.len() > 1 << 20 {
+        return None;
+    }
+    let image = mem.read_vec(vdso.start, vdso.len() as usize).ok()?;
+    let elf = ElfFile::from_bytes(image).ok()?;
+    let text = elf.section(".text")?.clone();
+    let bytes = elf.section_data(&text)?;
+    // The vDSO is linked at 0 (or at its link base); its image is mapped from offset 0.
+    let off = first_syscall(bytes, text.addr)? - text.addr + text_file_offset(&elf, text.addr)?;
+    let addr = vdso.start.checked_add(off)?;
+    verify(mem, addr).then_some(addr)
+}
+
+fn exe_gadget(pid: i32, maps: &[Mapping], mem: &ProcessMemory) -> Option<u64> {
+    let elf = ElfFile::open(format!("/proc/{pid}/exe")).ok()?;
+    let text = elf.section(".text")?.clone();
+    let bytes = elf.section_data(&text)?;
+    let link = first_syscall(bytes, text.addr)?;
+    let file_off = link - text.addr + text_file_offset(&elf, text.addr)?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let exe = exe.to_string_lossy();
+    let m = maps.iter().find(|m| {
+        m.exec && m.path.starts_with(&*exe) && file_off >= m.offset && file_off - m.offset < m.len()
+    })?;
+    let addr = m.start + (file_off - m.offset);
+    verify(mem, addr).then_some(addr)
+}
+
+/// File offset of link-time address `addr` through the PT_LOAD segment containing it.
+fn text_file_offset(elf: &ElfFile, addr: u64) -> Option<u64> {
+    let seg = elf
+        .segments
+        .iter()
+        .find(|s| addr >= s.vaddr && addr - s.vaddr < s.filesz)?;
+    Some(addr - seg.vaddr + seg.offset)
+}
+
+/// Decodes `code` (at `ip`) from its first byte and returns the first `syscall` instruction.
+pub fn first_syscall(code: &[u8], ip: u64) -> Option<u64> {
+    let mut dec = Decoder::with_ip(64, code, ip, DecoderOptions::NONE);
+    while dec.can_decode() {
+        let ins = dec.decode();
+        if ins.mnemonic() == Mnemonic::Syscall {
+            return Some(ins.ip());
+        }
+    }
+    None
+}
+
+fn verify(mem: &ProcessMemory, addr: u64) -> bool {
+    matches!(mem.read_vec(addr, 2).as_deref(), Ok([0x0f, 0x05]))
+}
+
+/// Runs syscalls inside the target on one stopped thread.
+#[derive(Debug, Clone, Copy)]
+pub struct Remote {
+    tid: i32,
+    gadget: Gadget,
+}
+
+impl Remote {
+    /// Picks a quiet stopped thread of `world` and a gadget (the caller's, or [`find_gadget`]).
+    pub fn new(world: &World, gadget: Option<u64>) -> Result<Remote> {
+        let pid = world.pid();
+        let tid =
+            world
+                .quiet_thread()
+                .ok_or(Error::ptrace("pick thread", pid, pid, Errno::ESRCH))?;
+        let gadget = match gadget {
+            Some(addr) => {
+                if !verify(&world.memory(), addr) {
+                    return Err(Error::NoSyscallGadget { pid });
+                }
+                Gadget {
+                    addr,
+                    source: GadgetSource::Caller,
+                }
+            }
+            None => find_gadget(pid)?,
+        };
+        Ok(Remote { tid, gadget })
+    }
+
+    /// The thread that runs the syscalls.
+    pub fn tid(&self) -> i32 {
+        self.tid
+    }
+
+    /// The gadget in use.
+    pub fn gadget(&self) -> Gadget {
+        self.gadget
+    }
+
+    /// Runs syscall `nr` with `args` and returns the raw RAX (negative errno on failure).
+    pub fn raw(
+        &self,
+        world: &mut World,
+        name: &'static str,
+        nr: i64,
+        args: [u64; 6],
+    ) -> Result<i64> {
+        let (pid, tid) = (world.pid(), self.tid);
+        let saved = world.regs(tid)?;
+        let mut regs = saved;
+        regs.rip = self.gadget.addr;
+        regs.rax = nr as u64;
+        regs.orig_rax = u64::MAX;
+        regs.rdi = args[0];
+        regs.rsi = args[1];
+        regs.rdx = args[2];
+        regs.r10 = args[3];
+        regs.r8 = args[4];
+        regs.r9 = args[5];
+        world.set_regs(tid, &regs)?;
+        let outcome = self.drive(world, name);
+        // Whatever happened, put the thread's own registers back (if it still exists).
+        let restored = world.set_regs(tid, &restart_fixup(saved));
+        let rax = outcome?;
+        restored?;
+        let _ = pid;
+        Ok(rax)
+    }
+
+    /// Drives the thread from the gadget to the syscall-exit stop and returns RAX there.
+    fn drive(&self, world: &mut World, name: &'static str) -> Result<i64> {
+        let (pid, tid) = (world.pid(), self.tid);
+        let mut syscall_stops = 0;
+        for _ in 0..32 {
+            world.take_for_running(tid)?;
+            resume(PtraceResume::Syscall, tid, 0)
+                .map_err(|e| Error::ptrace("syscall", pid, tid, e))?;
+            match world.wait_next(tid, "finish an injected syscall")? {
+                WaitStatus::PtraceSyscall(_) => {
+                    syscall_stops += 1;
+                    if syscall_stops == 2 {
+                        return Ok(world.regs(tid)?.rax as i64);
+                    }
+                }
+                WaitStatus::Stopped(_, nix::sys::signal::Signal::SIGSYS) => {
+                    // Ours: a seccomp filter trapped the syscall. Do not let the target see it.
+                    world.mark_own_trap(tid);
+                    return Err(Error::SeccompBlocked {
+                        call: name,
+                        pid,
+                        tid,
+                    });
+                }
+                WaitStatus::Stopped(..) => world.defer_held(tid),
+                _ => {}
+            }
+        }
+        Err(Error::UnexpectedStop {
+            pid,
+            tid,
+            doing: "injected syscall",
+            status: "no syscall-exit stop".into(),
+        })
+    }
+
+    fn checked(
+        &self,
+        world: &mut World,
+        name: &'static str,
+        nr: i64,
+        args: [u64; 6],
+    ) -> Result<u64> {
+        let r = self.raw(world, name, nr, args)?;
+        if (-4095..0).contains(&r) {
+            return Err(Error::InjectedSyscall {
+                call: name,
+                pid: world.pid(),
+                tid: self.tid,
+                errno: Errno::from_raw(-r as i32),
+            });
+        }
+        Ok(r as u64)
+    }
+
+    /// `mmap(addr, len, prot, flags, fd, offset)` in the target; returns the mapping address.
+    pub fn mmap(
+        &self,
+        world: &mut World,
+        addr: u64,
+        len: u64,
+        prot: i32,
+        flags: i32,
+        fd: i32,
+        offset: u64,
+    ) -> Result<u64> {
+        self.checked(
+            world,
+            "mmap",
+            libc::SYS_mmap,
+            [
+                addr,
+                len,
+                prot as u64,
+                flags as u64,
+                fd as i64 as u64,
+                offset,
+            ],
+        )
+    }
+
+    /// `mprotect(addr, len, prot)` in the target.
+    pub fn mprotect(&self, world: &mut World, addr: u64, len: u64, prot: i32) -> Result<()> {
+        self.checked(
+            world,
+            "mprotect",
+            libc::SYS_mprotect,
+            [addr, len, prot as u64, 0, 0, 0],
+        )
+        .map(drop)
+    }
+
+    /// `munmap(addr, len)` in the target.
+    pub fn munmap(&self, world: &mut World, addr: u64, len: u64) -> Result<()> {
+        self.checked(world, "munmap", libc::SYS_munmap, [addr, len, 0, 0, 0, 0])
+            .map(drop)
+    }
+
+    /// `memfd_create(name, flags)` in the target; `name_addr` is a NUL-terminated string already
+    /// in target memory. Returns the target's fd.
+    pub fn memfd_create(&self, world: &mut World, name_addr: u64, flags: u32) -> Result<i32> {
+        self.checked(
+            world,
+            "memfd_create",
+            libc::SYS_memfd_create,
+            [name_addr, flags as u64, 0, 0, 0, 0],
+        )
+        .map(|fd| fd as i32)
+    }
+
+    /// `ftruncate(fd, len)` in the target.
+    pub fn ftruncate(&self, world: &mut World, fd: i32, len: u64) -> Result<()> {
+        self.checked(
+            world,
+            "ftruncate",
+            libc::SYS_ftruncate,
+            [fd as u64, len, 0, 0, 0, 0],
+        )
+        .map(drop)
+    }
+
+    /// `close(fd)` in the target.
+    pub fn close(&self, world: &mut World, fd: i32) -> Result<()> {
+        self.checked(world, "close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
+            .map(drop)
+    }
+}
+
+/// The registers to put back after an injected syscall. If the thread had been stopped inside a
+/// restartable syscall, apply the kernel's restart rewrite (arch/x86 `arch_do_signal_or_restart`
+/// with no handler) so the syscall is re-issued, and clear `orig_rax` so it is not rewritten twice.
+pub fn restart_fixup(mut regs: libc::user_regs_struct) -> libc::user_regs_struct {
+    if (regs.orig_rax as i64) >= 0 {
+        match -(regs.rax as i64) {
+            ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND => {
+                regs.rax = regs.orig_rax;
+                regs.rip = regs.rip.wrapping_sub(2);
+            }
+            ERESTART_RESTARTBLOCK => {
+                regs.rax = libc::SYS_restart_syscall as u64;
+                regs.rip = regs.rip.wrapping_sub(2);
+            }
+            _ => {}
+        }
+    }
+    regs.orig_rax = u64::MAX;
+    regs
+}
+
+/// True when `kind` is a stop from which registers can be changed and the thread run safely.
+pub fn is_injectable(kind: StopKind) -> bool {
+    !matches!(kind, StopKind::Group(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regs() -> libc::user_regs_struct {
+        // SAFETY: user_regs_struct is plain integers; all-zero is a valid value.
+        unsafe { std::mem::zeroed() }
+    }
+
+    #[test]
+    fn interrupted_futex_is_rewound_to_reissue_the_syscall() {
+        let mut r = regs();
+        r.orig_rax = 202; // futex
+        r.rax = (-ERESTARTSYS) as u64;
+        r.rip = 0x401002;
+        let f = restart_fixup(r);
+        assert_eq!((f.rax, f.rip, f.orig_rax), (202, 0x401000, u64::MAX));
+    }
+
+    #[test]
+    fn interrupted_nanosleep_restarts_through_restart_syscall() {
+        let mut r = regs();
+        r.orig_rax = 35;
+        r.rax = (-ERESTART_RESTARTBLOCK) as u64;
+        r.rip = 0x1002;
+        let f = restart_fixup(r);
+        assert_eq!((f.rax, f.rip), (libc::SYS_restart_syscall as u64, 0x1000));
+    }
+
+    #[test]
+    fn user_code_and_finished_syscalls_are_left_alone() {
+        let mut r = regs();
+        r.orig_rax = u64::MAX;
+        r.rax = (-ERESTARTSYS) as u64; // not a syscall: rax is just a value
+        r.rip = 0x5000;
+        assert_eq!(restart_fixup(r).rip, 0x5000);
+        let mut r = regs();
+        r.orig_rax = 0;
+        r.rax = 17; // read returned 17
+        r.rip = 0x6000;
+        let f = restart_fixup(r);
+        assert_eq!((f.rax, f.rip, f.orig_rax), (17, 0x6000, u64::MAX));
+    }
+
+    #[test]
+    fn first_syscall_decodes_from_an_instruction_boundary() {
+        // mov eax, 0x050f0000 hides "0f 05" inside an immediate; the real syscall follows.
+        let code = [0xb8, 0x00, 0x00, 0x0f, 0x05, 0x0f, 0x05, 0xc3];
+        assert_eq!(first_syscall(&code, 0x1000), Some(0x1005));
+        assert_eq!(first_syscall(&[0x90, 0xc3], 0), None);
+    }
+
+    #[test]
+    fn our_own_vdso_has_a_gadget() {
+        let g = find_gadget(std::process::id() as i32).unwrap();
+        let mem = ProcessMemory::new(std::process::id() as i32);
+        assert_eq!(mem.read_vec(g.addr, 2).unwrap(), [0x0f, 0x05]);
+    }
+}
