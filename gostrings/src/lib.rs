@@ -9,13 +9,16 @@
 
 #![deny(missing_docs)]
 
+pub mod abi;
 pub mod binary;
 pub mod buildinfo;
+pub mod dwarf;
 pub mod elf;
 pub mod gotype;
 pub mod memory;
 pub mod moduledata;
 pub mod pclntab;
+pub mod signature;
 pub mod version;
 
 pub use binary::{Error, GoBinary};
