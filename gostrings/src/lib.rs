@@ -18,6 +18,7 @@ pub mod gotype;
 pub mod memory;
 pub mod moduledata;
 pub mod pclntab;
+pub mod rtype;
 pub mod signature;
 pub mod version;
 
