@@ -300,13 +300,13 @@ fn flatten(
             name: ty.name.clone(),
         });
     }
-    if ty.size == 0 {
-        return Ok(true);
-    }
     if matches!(ty.shape, Shape::Opaque) {
         return Err(AbiError::OpaqueType {
             name: ty.name.clone(),
         });
+    }
+    if ty.size == 0 {
+        return Ok(true);
     }
     // A hostile table could describe millions of components; no Go value has more than a few
     // hundred, and nothing with more than the register count can be register-assigned anyway.
@@ -402,6 +402,11 @@ impl Assigner<'_> {
     /// are untouched then, which is the ABI's rollback).
     fn assign_value(&mut self, id: TypeId) -> Result<Location, AbiError> {
         let ty = self.ty(id)?;
+        if matches!(ty.shape, Shape::Opaque) {
+            return Err(AbiError::OpaqueType {
+                name: ty.name.clone(),
+            });
+        }
         if self.regs && ty.size > 0 {
             if let Some(comps) = components(self.table, id)? {
                 let ints = comps.iter().filter(|c| !c.float).count();
