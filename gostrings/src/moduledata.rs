@@ -9,6 +9,7 @@
 use std::ops::Range;
 
 use crate::elf::ElfFile;
+use crate::gotype::{Field, Shape, TypeId, TypeTable};
 use crate::memory::{MemError, MemoryReader};
 use crate::version::GoVersion;
 
@@ -867,6 +868,36 @@ impl GOffsets {
                 ..base
             },
             _ => return None,
+        })
+    }
+}
+
+impl GOffsets {
+    /// The offsets from struct layouts of `runtime.g` and `runtime.m` in `table` — typically
+    /// converted from the binary's DWARF (`dwarf::DwarfTypes::named("runtime.g")`), which beats
+    /// any table for releases gohook has not seen. `None` when a required field is missing.
+    pub fn from_layouts(table: &TypeTable, g: TypeId, m: TypeId) -> Option<GOffsets> {
+        let field = |ty: TypeId, name: &str| -> Option<&Field> {
+            match &table.get(ty)?.shape {
+                Shape::Struct { fields } => fields.iter().find(|f| f.name == name),
+                _ => None,
+            }
+        };
+        let off = |ty: TypeId, name: &str| field(ty, name).map(|f| f.offset);
+        let stack = field(g, "stack")?;
+        Some(GOffsets {
+            stack_lo: stack.offset + off(stack.ty, "lo")?,
+            stack_hi: stack.offset + off(stack.ty, "hi")?,
+            stackguard0: off(g, "stackguard0")?,
+            m: off(g, "m")?,
+            atomicstatus: off(g, "atomicstatus")?,
+            goid: off(g, "goid")?,
+            parent_goid: off(g, "parentGoid"),
+            gopc: off(g, "gopc"),
+            m_procid: off(m, "procid")?,
+            m_curg: off(m, "curg"),
+            m_id: off(m, "id"),
+            source: GOffsetsSource::Dwarf,
         })
     }
 }

@@ -1,0 +1,224 @@
+//! The moduledata found by scanning (no symbols) is the runtime's own `runtime.firstmoduledata`,
+//! on every toolchain of the matrix and every link mode; the `g` offsets table agrees with DWARF.
+
+use fixtures::{Toolchain, Variant};
+use gostrings::buildinfo::BuildInfo;
+use gostrings::dwarf::Dwarf;
+use gostrings::moduledata::{GOffsets, GOffsetsSource, ModuleData, ModuleLayout, SearchSpace};
+use gostrings::{ElfFile, Pclntab, TypeTable};
+
+struct Found {
+    elf: ElfFile,
+    md: ModuleData,
+    version: gostrings::GoVersion,
+}
+
+/// Finds the moduledata the way a stripped binary forces: pclntab by section or scan, then the
+/// moduledata by scanning writable data, with no version hint.
+fn scan(tc: &Toolchain, variant: Variant) -> Found {
+    let path = fixtures::must_build("values", variant, tc);
+    let elf = ElfFile::open(&path).unwrap();
+    let pcl = Pclntab::from_elf(&elf).unwrap_or_else(|e| panic!("{path:?}: pclntab: {e}"));
+    let md = ModuleData::from_elf(&elf, pcl.header_addr(), None)
+        .unwrap_or_else(|e| panic!("{path:?} ({}): {e}", variant.name()));
+    let version = BuildInfo::from_elf(&elf).unwrap().version().unwrap();
+    Found { elf, md, version }
+}
+
+#[test]
+fn scanned_moduledata_is_runtime_firstmoduledata_on_every_toolchain_and_link_mode() {
+    for tc in fixtures::toolchains() {
+        for variant in [
+            Variant::Default,
+            Variant::Pie,
+            Variant::Cgo,
+            Variant::PieExternal,
+        ] {
+            let f = scan(&tc, variant);
+            let what = format!("{} {}", f.version, variant.name());
+            let sym = f
+                .elf
+                .symbol("runtime.firstmoduledata")
+                .unwrap_or_else(|| panic!("{what}: no runtime.firstmoduledata symbol"));
+            assert_eq!(
+                f.md.addr, sym.value,
+                "{what}: scan found another address than the symbol"
+            );
+            let by_symbol = ModuleData::at(
+                &f.elf,
+                sym.value,
+                f.md.pc_header,
+                &SearchSpace::from_elf(&f.elf),
+                Some(&f.version),
+            )
+            .unwrap();
+            assert_eq!(f.md, by_symbol, "{what}: fields differ from the symbol's");
+            // The layout was inferred without the version: it must be the release's.
+            assert_eq!(
+                Some(f.md.layout),
+                ModuleLayout::for_version(&f.version),
+                "{what}"
+            );
+            // And the text range is the one the symbols give.
+            assert_eq!(
+                Some(f.md.text),
+                f.elf.symbol("runtime.text").map(|s| s.value),
+                "{what}"
+            );
+            assert_eq!(
+                Some(f.md.etext),
+                f.elf.symbol("runtime.etext").map(|s| s.value),
+                "{what}"
+            );
+            assert_eq!(
+                Some(f.md.types),
+                f.elf.symbol("runtime.types").map(|s| s.value),
+                "{what}"
+            );
+            assert_eq!(
+                Some(f.md.etypes),
+                f.elf.symbol("runtime.etypes").map(|s| s.value),
+                "{what}"
+            );
+        }
+    }
+}
+
+#[test]
+fn stripped_builds_yield_the_same_moduledata_shape_as_unstripped_ones() {
+    for tc in fixtures::toolchains() {
+        let full = scan(&tc, Variant::Default);
+        let stripped = scan(&tc, Variant::Stripped);
+        assert!(stripped.elf.is_stripped());
+        let what = format!("{}", stripped.version);
+        assert_eq!(stripped.md.layout, full.md.layout, "{what}");
+        assert_eq!(
+            stripped.md.typelinks.len(),
+            full.md.typelinks.len(),
+            "{what}"
+        );
+        assert_eq!(
+            stripped.md.itablinks.len(),
+            full.md.itablinks.len(),
+            "{what}"
+        );
+        assert_eq!(stripped.md.typedesclen, full.md.typedesclen, "{what}");
+        assert_eq!(
+            stripped.md.etext - stripped.md.text,
+            full.md.etext - full.md.text,
+            "{what}"
+        );
+        if stripped.md.layout == ModuleLayout::Go127 {
+            assert!(
+                stripped.md.typedesclen.unwrap() > 0 && stripped.md.itabsize.unwrap() > 0,
+                "{what}"
+            );
+            assert!(stripped.md.typelinks.is_empty());
+        } else {
+            assert!(
+                !stripped.md.typelinks.is_empty() && !stripped.md.itablinks.is_empty(),
+                "{what}"
+            );
+        }
+    }
+}
+
+#[test]
+fn go_1_19_moduledata_is_found_and_uses_the_1_18_layout() {
+    let Some(dir) = build_with_go119() else {
+        return;
+    };
+    for (name, expect_symbol) in [("values", true), ("values-stripped", false)] {
+        let elf = ElfFile::open(dir.join(name)).unwrap();
+        let pcl = Pclntab::from_elf(&elf).unwrap();
+        let md = ModuleData::from_elf(&elf, pcl.header_addr(), None).unwrap();
+        assert_eq!(md.layout, ModuleLayout::Go118);
+        assert!(!md.typelinks.is_empty());
+        match elf.symbol("runtime.firstmoduledata") {
+            Some(sym) => assert_eq!(md.addr, sym.value),
+            None => assert!(!expect_symbol, "{name} should have symbols"),
+        }
+    }
+}
+
+/// Builds the values fixture with Go 1.19 (its go.mod says 1.21, so a copy saying 1.19 is
+/// built), cached under target/fixtures by the source's hash. `None`, with a note, when Go 1.19
+/// cannot be fetched on this machine.
+pub fn build_with_go119() -> Option<std::path::PathBuf> {
+    use std::hash::{Hash, Hasher};
+    let src = std::fs::read(fixtures::source_dir("values").join("main.go")).unwrap();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    src.hash(&mut h);
+    let dir = fixtures::workspace_root()
+        .join("target/fixtures")
+        .join(format!("values-go1.19.13-{:016x}", h.finish()));
+    if dir.join("values").is_file() && dir.join("values-stripped").is_file() {
+        return Some(dir);
+    }
+    let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::write(tmp.join("main.go"), &src).unwrap();
+    std::fs::write(tmp.join("go.mod"), "module values\n\ngo 1.19\n").unwrap();
+    for (out, flags) in [
+        ("values", vec![]),
+        ("values-stripped", vec!["-ldflags=-s -w"]),
+    ] {
+        // Go 1.19's `go build .` fails here ("import of unknown directory"); naming the file works.
+        let run = std::process::Command::new("go")
+            .arg("build")
+            .arg("-o")
+            .arg(out)
+            .args(flags)
+            .arg("main.go")
+            .current_dir(&tmp)
+            .env("GOTOOLCHAIN", "go1.19.13")
+            .env("CGO_ENABLED", "0")
+            .env("GOFLAGS", "-buildvcs=false")
+            .output()
+            .unwrap();
+        if !run.status.success() {
+            let err = String::from_utf8_lossy(&run.stderr);
+            let _ = std::fs::remove_dir_all(&tmp);
+            if err.contains("toolchain") || err.contains("download") {
+                eprintln!("skipping Go 1.19: {err}");
+                return None;
+            }
+            panic!("go1.19 build failed: {err}");
+        }
+    }
+    if std::fs::rename(&tmp, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp); // a concurrent test won the race
+    }
+    Some(dir)
+}
+
+#[test]
+fn g_offsets_table_matches_dwarf_of_runtime_g_and_m() {
+    for tc in fixtures::toolchains() {
+        let f = scan(&tc, Variant::Default);
+        let dwarf = Dwarf::load(&f.elf).unwrap();
+        let mut session = dwarf.types();
+        let mut table = TypeTable::new();
+        let g = session
+            .named("runtime.g", &mut table)
+            .unwrap()
+            .expect("runtime.g in DWARF");
+        let m = session
+            .named("runtime.m", &mut table)
+            .unwrap()
+            .expect("runtime.m in DWARF");
+        let from_dwarf = GOffsets::from_layouts(&table, g, m).expect("g/m fields");
+        assert_eq!(from_dwarf.source, GOffsetsSource::Dwarf);
+        let table = GOffsets::for_version(&f.version).expect("a table entry");
+        assert_eq!(table.source, GOffsetsSource::TableVerified);
+        assert_eq!(
+            GOffsets {
+                source: GOffsetsSource::Dwarf,
+                ..table
+            },
+            from_dwarf,
+            "{}: built-in g/m offsets differ from DWARF",
+            f.version
+        );
+    }
+}
