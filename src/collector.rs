@@ -100,6 +100,11 @@ impl<S: SpanSink> Collector<S> {
         self.reorder.push(ev.tsc, ev);
     }
 
+    /// Adds ring slots that did not parse as records.
+    pub fn add_bad(&mut self, n: u64) {
+        self.stats.bad_records += n;
+    }
+
     /// Adds records the target dropped.
     pub fn add_dropped(&mut self, n: u64) {
         self.stats.dropped += n;

@@ -1,0 +1,263 @@
+//! Installs planned hooks into a stopped process, collects their records, and removes them.
+//!
+//! Order of work while every thread is stopped (go-runtime.md §0 rules 5 and 10): map the shared
+//! ring (a memfd mapped by the target and by gohook) and a code region within ±2 GiB of the text,
+//! generate one entry trampoline per hooked function and one exit trampoline per hookable
+//! epilogue at their final addresses, enable the hooks, then write all trampolines and finally
+//! all patches as one transaction (threads inside a patch range are stepped out first). The
+//! target is detached right after, and runs untraced; gohook only reads the ring.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use gostrings::GoBinary;
+use injector::patch::{Patch, PatchSet};
+use injector::{RingReader, World};
+use trampolines::record::{Record, RecordKind};
+use trampolines::ring_layout::RingLayout;
+use trampolines::stub::{self, CaptureSpec, GOffsets, StubContext};
+
+use crate::collector::{Event, EventKind};
+use crate::hookplan::HookPlan;
+
+/// Rings in the shared region: one per M with `m.id` below this; records from other Ms are
+/// dropped and counted.
+pub const N_RINGS: u32 = 64;
+/// Records per ring.
+pub const SLOTS_PER_RING: u32 = 1024;
+/// Bytes per record slot.
+pub const SLOT_SIZE: u32 = 512;
+/// Code bytes reserved per trampoline (entry or exit); generation fails loudly if one is larger.
+const TRAMPOLINE_BUDGET: u64 = 768;
+
+/// What was installed, and how to read and remove it.
+pub struct Installed {
+    /// The target.
+    pub pid: i32,
+    /// The patches (for removal).
+    pub patches: PatchSet,
+    /// The ring consumer.
+    pub ring: RingReader,
+    /// Function name of each hook id.
+    pub functions: Vec<String>,
+    /// Exit sites patched, and exit sites left alone with their reason.
+    pub exits_patched: usize,
+    /// Returns that are not hooked, with the function and the reason.
+    pub exits_skipped: Vec<(String, String)>,
+    /// Threads stepped out of a patch range while installing.
+    pub threads_moved: usize,
+}
+
+/// The g/m offsets the trampolines read for this binary's Go release.
+pub fn g_offsets(bin: &GoBinary) -> Result<GOffsets> {
+    let v = bin.go_version();
+    if v.major != 1 {
+        bail!("unsupported Go version {v}");
+    }
+    GOffsets::for_go_minor(v.minor as u32)
+        .ok_or_else(|| anyhow!("hooks need Go 1.21 to 1.27; this binary was built with {v}"))
+}
+
+/// The load bias of a running process: where its first executable mapping is, minus where the
+/// ELF says the text is. 0 for fixed-address binaries.
+pub fn load_bias(pid: i32, bin: &GoBinary) -> Result<u64> {
+    if !bin.is_pie() {
+        return Ok(0);
+    }
+    let (start, _) = injector::region::main_text(pid).context("finding the program's text")?;
+    let link_exec = bin
+        .elf
+        .segments
+        .iter()
+        .filter(|s| s.flags & 1 != 0)
+        .map(|s| s.vaddr & !0xfff)
+        .min()
+        .ok_or_else(|| anyhow!("the ELF file has no executable segment"))?;
+    Ok(start.wrapping_sub(link_exec))
+}
+
+/// Installs `plans` (made at this process's run-time addresses) into the stopped `world`.
+/// `proven_clear(pcs)` must say whether no parked goroutine can resume at any of `pcs`; exit
+/// sites whose interior boundaries are not proven clear are skipped with a reason.
+pub fn install(
+    world: &mut World,
+    bin: &GoBinary,
+    bias: u64,
+    plans: &[HookPlan],
+    mut proven_clear: impl FnMut(&mut World, &[u64]) -> Result<bool>,
+) -> Result<Installed> {
+    let pid = world.pid();
+    let g = g_offsets(bin)?;
+    let layout = RingLayout::new(N_RINGS, SLOTS_PER_RING, SLOT_SIZE).map_err(|e| anyhow!("{e}"))?;
+    if plans.len() > trampolines::ring_layout::MAX_HOOKS {
+        bail!(
+            "{} functions selected; at most {} can be hooked at once",
+            plans.len(),
+            trampolines::ring_layout::MAX_HOOKS
+        );
+    }
+    let remote = injector::Remote::new(world, None).context("preparing injected syscalls")?;
+    let text = injector::region::main_text(pid).context("finding the program's text")?;
+    let shared = injector::shm::map_shared(
+        world,
+        &remote,
+        "gohook-ring",
+        layout.region_size(),
+        Some(text),
+    )
+    .context("mapping the shared ring")?;
+    let ring_addr = shared.target_addr;
+    let ring = RingReader::create(shared.local, layout).context("initialising the ring")?;
+
+    // Decide which exits are patched before sizing the code region.
+    let mut exits_skipped = Vec::new();
+    let mut chosen: Vec<Vec<&crate::hookplan::ExitSite>> = Vec::new();
+    for p in plans {
+        let mut mine = Vec::new();
+        for site in &p.exits {
+            if site.needs_goroutine_proof {
+                let pcs = &site.plan.async_safe_boundaries;
+                if !proven_clear(world, pcs)? {
+                    exits_skipped.push((
+                        p.func.name.clone(),
+                        format!(
+                            "return at {:#x}: a goroutine may be parked inside its epilogue",
+                            site.plan.ret
+                        ),
+                    ));
+                    continue;
+                }
+            }
+            mine.push(site);
+        }
+        for (at, why) in &p.exit_refusals {
+            exits_skipped.push((p.func.name.clone(), format!("exit at {at:#x}: {why}")));
+        }
+        chosen.push(mine);
+    }
+    let n_trampolines: u64 = chosen.iter().map(|c| 1 + c.len() as u64).sum();
+    let region_len = (n_trampolines * TRAMPOLINE_BUDGET).div_ceil(4096) * 4096;
+    let region = injector::region::map_code_near(world, &remote, Some(text), region_len)
+        .context("mapping trampoline memory near the text")?;
+
+    let mut patches = PatchSet::new(pid);
+    let mut code = Vec::new();
+    let mut cur = region.addr;
+    let mut exits_patched = 0;
+    for (id, (p, exits)) in plans.iter().zip(&chosen).enumerate() {
+        let ctx = StubContext {
+            hook_id: id as u32,
+            region: ring_addr,
+            layout,
+            g,
+            capture: CaptureSpec::ints(),
+            // Flags are dead after the stack check's JBE and at a RET in ABIInternal code.
+            preserve_flags: false,
+        };
+        let t = stub::entry_trampoline(&p.entry, cur, &ctx)
+            .with_context(|| format!("generating the entry trampoline of {}", p.func.name))?;
+        let site = p.entry.entry;
+        let original = original_bytes(bin, site.wrapping_sub(bias), p.entry.patch_len)?;
+        patches.add_patch(Patch {
+            addr: site,
+            new: stub::patch_bytes(site, p.entry.patch_len, cur)?,
+            original,
+        })?;
+        cur = place(&mut code, cur, region.addr, t.code, &p.func.name)?;
+        for site in exits {
+            let ctx = StubContext {
+                capture: CaptureSpec::ints(),
+                ..ctx.clone()
+            };
+            let t = stub::exit_trampoline(&site.plan, cur, &ctx)
+                .with_context(|| format!("generating an exit trampoline of {}", p.func.name))?;
+            let original = original_bytes(bin, site.plan.start.wrapping_sub(bias), site.plan.len)?;
+            patches.add_patch(Patch {
+                addr: site.plan.start,
+                new: stub::patch_bytes(site.plan.start, site.plan.len, cur)?,
+                original,
+            })?;
+            cur = place(&mut code, cur, region.addr, t.code, &p.func.name)?;
+            exits_patched += 1;
+        }
+    }
+    if cur > region.end() {
+        bail!(
+            "trampolines need {} bytes, more than the {} mapped",
+            cur - region.addr,
+            region.len
+        );
+    }
+    patches.add_code(region.addr, code)?;
+    for id in 0..plans.len() {
+        ring.set_enabled(id as u32, true)?;
+    }
+    let report = patches.apply(world, Some(&remote)).context("patching")?;
+    Ok(Installed {
+        pid,
+        patches,
+        ring,
+        functions: plans.iter().map(|p| p.func.name.clone()).collect(),
+        exits_patched,
+        exits_skipped,
+        threads_moved: report.stepped.len(),
+    })
+}
+
+/// Appends `bytes` to `code` (which starts at `base`) at address `cur`, padding with INT3 to a
+/// 16-byte boundary, and returns the next free address.
+fn place(code: &mut Vec<u8>, cur: u64, base: u64, bytes: Vec<u8>, name: &str) -> Result<u64> {
+    if bytes.len() as u64 > TRAMPOLINE_BUDGET {
+        bail!(
+            "the trampoline for {name} is {} bytes, over the {TRAMPOLINE_BUDGET}-byte budget",
+            bytes.len()
+        );
+    }
+    debug_assert_eq!(base + code.len() as u64, cur);
+    code.extend_from_slice(&bytes);
+    while code.len() % 16 != 0 {
+        code.push(0xCC);
+    }
+    Ok(base + code.len() as u64)
+}
+
+/// The bytes the ELF file has at link-time address `addr`: what the patch must find in memory.
+fn original_bytes(bin: &GoBinary, addr: u64, len: usize) -> Result<Vec<u8>> {
+    bin.elf
+        .bytes_at(addr, len)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| anyhow!("bytes at {addr:#x} are not in the file"))
+}
+
+/// Converts a ring record into the collector's event.
+pub fn event_from(r: &Record) -> Event {
+    let mut int_regs = [0u64; 9];
+    for (dst, src) in int_regs.iter_mut().zip(r.ints.iter()) {
+        *dst = src.unwrap_or(0);
+    }
+    Event {
+        hook: r.hook_id,
+        kind: match r.kind {
+            RecordKind::Entry => EventKind::Entry,
+            RecordKind::Exit => EventKind::Exit,
+        },
+        tsc: r.tsc,
+        goid: r.goid,
+        parent_goid: r.parent_goid.unwrap_or(0),
+        depth: r.depth,
+        int_regs,
+    }
+}
+
+/// Drains every ring once into `sink`; returns (records, malformed records).
+pub fn drain(ring: &mut RingReader, mut sink: impl FnMut(Event)) -> (u64, u64) {
+    let mut bad = 0;
+    let stats = ring.drain(u64::MAX, |_, rec| match rec {
+        Ok(r) => sink(event_from(&r)),
+        Err(_) => bad += 1,
+    });
+    (stats.records, bad)
+}
+
+/// How long the consumer sleeps between drains when the rings were empty.
+pub const IDLE_POLL: Duration = Duration::from_millis(5);

@@ -1,0 +1,286 @@
+//! The two ways to trace: launch a program with hooks installed before its first instruction
+//! (`gohook run`), or hook a running process for a while (`gohook attach`). Both install the
+//! hooks with the world stopped, detach at once, and then only read the shared ring until the
+//! end; `attach` re-attaches at the end to restore every original byte.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use gostrings::GoBinary;
+use injector::{AttachOptions, World};
+
+use crate::clock::{rdtsc, TscClock};
+use crate::collector::{Collector, SpanSink, Stats};
+use crate::commands::target::Target;
+use crate::engine::{self, Installed};
+use crate::glob::Glob;
+use crate::hookplan::{self, Selection};
+use crate::sink::{JsonSink, PrettySink};
+use crate::spans::Span;
+
+/// Output formats of `run` and `attach`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// An indented tree per trace, readable in a terminal.
+    Pretty,
+    /// One JSON object per span per line, then a summary line.
+    Json,
+}
+
+/// What to hook and where the spans go.
+#[derive(Debug, Clone)]
+pub struct HookOptions {
+    /// Globs selecting functions (`-f`).
+    pub globs: Vec<String>,
+    /// Output format.
+    pub format: Format,
+    /// Output file; standard error when `None`.
+    pub output: Option<PathBuf>,
+}
+
+/// Either sink, writing to a file or standard error.
+enum Sink {
+    Json(JsonSink<Box<dyn Write>>),
+    Pretty(PrettySink<Box<dyn Write>>),
+}
+
+impl SpanSink for Sink {
+    fn emit(&mut self, span: Span) -> std::io::Result<()> {
+        match self {
+            Sink::Json(s) => s.emit(span),
+            Sink::Pretty(s) => s.emit(span),
+        }
+    }
+    fn finish(&mut self, stats: &Stats) -> std::io::Result<()> {
+        match self {
+            Sink::Json(s) => s.finish(stats),
+            Sink::Pretty(s) => s.finish(stats),
+        }
+    }
+}
+
+fn open_sink(opts: &HookOptions) -> Result<Sink> {
+    let out: Box<dyn Write> = match &opts.output {
+        Some(p) => Box::new(BufWriter::new(
+            File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stderr()),
+    };
+    Ok(match opts.format {
+        Format::Json => Sink::Json(JsonSink::new(out)),
+        Format::Pretty => Sink::Pretty(PrettySink::new(out)),
+    })
+}
+
+fn select(bin: &GoBinary, bias: u64, globs: &[String]) -> Result<Selection> {
+    let compiled: Vec<(String, Glob)> = globs.iter().map(|g| (g.clone(), Glob::new(g))).collect();
+    let sel = hookplan::select(bin, bias, globs, |glob, name| {
+        compiled.iter().any(|(g, c)| g == glob && c.matches(name))
+    })?;
+    Ok(sel)
+}
+
+/// One line on standard error saying what was hooked (and what was not, and why).
+fn announce(pid: i32, sel: &Selection, inst: &Installed, pause: Duration) {
+    let mut msg = format!(
+        "gohook: pid {pid}: hooked {} function{} ({} return site{}) in {:.1} ms stopped",
+        sel.hooks.len(),
+        if sel.hooks.len() == 1 { "" } else { "s" },
+        inst.exits_patched,
+        if inst.exits_patched == 1 { "" } else { "s" },
+        pause.as_secs_f64() * 1e3,
+    );
+    if !sel.refused.is_empty() {
+        msg.push_str(&format!(
+            "; {} matched function(s) refused",
+            sel.refused.len()
+        ));
+    }
+    eprintln!("{msg}");
+    for (name, why) in sel.refused.iter().take(10) {
+        eprintln!("gohook:   not hooked: {name}: {why}");
+    }
+    for (name, why) in inst.exits_skipped.iter().take(10) {
+        eprintln!("gohook:   return not hooked: {name}: {why}");
+    }
+}
+
+/// Reads the rings until `done()` says stop, feeding the collector.
+fn consume(inst: &mut Installed, col: &mut Collector<Sink>, mut done: impl FnMut() -> bool) {
+    let mut last_drops = 0;
+    loop {
+        let finished = done();
+        let now = rdtsc();
+        let (n, bad) = engine::drain(&mut inst.ring, |e| col.push(e));
+        let drops = inst.ring.drops();
+        col.add_dropped(drops.saturating_sub(last_drops));
+        col.add_bad(bad);
+        last_drops = drops;
+        col.advance(now);
+        if finished {
+            return;
+        }
+        if n == 0 {
+            std::thread::sleep(engine::IDLE_POLL);
+        }
+    }
+}
+
+/// `gohook run`: starts `program` stopped at exec, hooks it before any of its code runs, lets
+/// it run with its standard streams, and returns its exit status as a shell would.
+pub fn run(program: &Path, args: &[OsString], opts: &HookOptions) -> Result<i32> {
+    // Plan against the file first, so a bad glob fails before anything is started.
+    let path = resolve_program(program)?;
+    let file = GoBinary::open(&path).with_context(|| path.display().to_string())?;
+    select(&file, 0, &opts.globs)?;
+    let mut sink = Some(open_sink(opts)?);
+
+    let launched = injector::launch(program, args, Duration::from_secs(5))
+        .with_context(|| format!("starting {}", program.display()))?;
+    let pid = launched.pid;
+    let mut world = launched.world;
+    let result = (|| -> Result<(Selection, Installed, Duration)> {
+        let target = Target::open(None, Some(pid))?;
+        let sel = select(&target.binary, target.bias, &opts.globs)?;
+        let started = Instant::now();
+        let inst = engine::install(
+            &mut world,
+            &target.binary,
+            target.bias,
+            &sel.hooks,
+            |_, _| Ok(false),
+        )?;
+        Ok((sel, inst, started.elapsed()))
+    })();
+    let (sel, mut inst, pause) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            // Never leave a half-hooked child behind: it was started by us and has run nothing.
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            drop(world);
+            let _ = injector::wait_exit(pid);
+            return Err(e);
+        }
+    };
+    world.detach().context("detaching")?;
+    announce(pid, &sel, &inst, pause);
+    injector::launch::forward_signals(pid)?;
+
+    let clock = TscClock::calibrate(Duration::from_millis(20));
+    let mut col = Collector::new(inst.functions.clone(), clock, sink.take().expect("sink"));
+    let mut status = None;
+    consume(&mut inst, &mut col, || {
+        if status.is_none() {
+            status = injector::launch::try_wait_exit(pid).ok().flatten();
+        }
+        status.is_some()
+    });
+    let stats = col.finish().context("writing spans")?;
+    report_drops(&stats);
+    let status = status.expect("loop ends only on exit");
+    if let injector::ExitStatus::Signaled { signal, .. } = status {
+        eprintln!("gohook: pid {pid} was killed by signal {signal}");
+    }
+    Ok(status.code())
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn catch_stop_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::signal(sig, on_stop_signal as *const () as libc::sighandler_t);
+        }
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie still has /proc/N; its state letter is Z.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// `gohook attach`: hooks the running process `pid` until it exits, SIGINT/SIGTERM, or
+/// `duration`; then removes every patch (the original bytes come back exactly) and detaches.
+pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Result<()> {
+    let target = Target::open(None, Some(pid))?;
+    let sel = select(&target.binary, target.bias, &opts.globs)?;
+    let sink = open_sink(opts)?;
+    catch_stop_signals();
+    let started = Instant::now();
+    let mut world = World::stop(pid, AttachOptions::default())?;
+    let installed = engine::install(
+        &mut world,
+        &target.binary,
+        target.bias,
+        &sel.hooks,
+        |_, _| Ok(false),
+    );
+    let pause = started.elapsed();
+    let detached = world.detach();
+    let mut inst = installed?;
+    detached.context("detaching")?;
+    announce(pid, &sel, &inst, pause);
+
+    let clock = TscClock::calibrate(Duration::from_millis(20));
+    let mut col = Collector::new(inst.functions.clone(), clock, sink);
+    let begun = Instant::now();
+    let mut gone = false;
+    consume(&mut inst, &mut col, || {
+        gone = !alive(pid);
+        gone || STOP.load(Ordering::SeqCst) || duration.is_some_and(|d| begun.elapsed() >= d)
+    });
+    if gone {
+        eprintln!("gohook: pid {pid} exited");
+    } else {
+        for id in 0..inst.functions.len() {
+            let _ = inst.ring.set_enabled(id as u32, false);
+        }
+        inst.patches
+            .revert_in(AttachOptions::default())
+            .context("removing the hooks")?;
+        // Records written between the last drain and the disable.
+        consume(&mut inst, &mut col, || true);
+    }
+    let stats = col.finish().context("writing spans")?;
+    report_drops(&stats);
+    Ok(())
+}
+
+fn report_drops(stats: &Stats) {
+    if stats.dropped > 0 {
+        eprintln!(
+            "gohook: {} records dropped (rings full: gohook could not keep up)",
+            stats.dropped
+        );
+    }
+}
+
+/// `program` as the kernel will run it: a path with a slash as given, otherwise the first
+/// executable of that name in `PATH`.
+fn resolve_program(program: &Path) -> Result<PathBuf> {
+    if program.as_os_str().to_string_lossy().contains('/') {
+        return Ok(program.to_owned());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{} not found in PATH", program.display()))
+}
