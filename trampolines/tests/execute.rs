@@ -182,3 +182,18 @@ fn records_go_to_the_ring_of_the_current_m_and_unknown_ms_count_globally() {
     assert_eq!(env.ring_u64(rl::HDR_GLOBAL_DROPS as u64), 2);
     assert_eq!(env.records(1).len(), 1);
 }
+
+#[test]
+fn without_rflags_saving_the_records_and_registers_are_the_same() {
+    let mut env = Env::with_flags(Hooks::EntryExit, layout(8), CaptureSpec::ints(), 6, false);
+    let input = sample_regs();
+    let out = env.call(&input);
+    assert_eq!(out.gpr[RAX], 1234);
+    for n in [RBX, RCX, RDX, RSI, RDI, RBP, 8, 9, 10, 11, 12, 13, 15] {
+        assert_eq!(out.gpr[n], input.gpr[n], "register {n}");
+    }
+    let recs = env.records(0);
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0].depth, 0x7fff_ffff_f000 - (out.rsp_before_call - 8));
+    assert_eq!(recs[1].depth, recs[0].depth);
+}

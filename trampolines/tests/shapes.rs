@@ -405,6 +405,7 @@ fn ctx() -> StubContext {
             }],
             string_cap: 64,
         },
+        preserve_flags: true,
     }
 }
 
@@ -504,7 +505,7 @@ fn assert_generated_code_respects_go_registers(ins: &[iced_x86::Instruction]) {
         }
         depth += i.stack_pointer_increment() as i64;
         assert!(
-            depth >= -(stub::FRAME_BYTES as i64) || i.mnemonic() == Mnemonic::Add,
+            depth >= -(stub::frame_bytes(true) as i64) || i.mnemonic() == Mnemonic::Add,
             "stack use {depth} at {i}"
         );
     }

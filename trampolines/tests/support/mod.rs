@@ -15,6 +15,7 @@ use trampolines::stub::{self, CaptureSpec, GOffsets, StubContext};
 use trampolines::unsafe_points::UnsafePoints;
 
 pub const SHIM: u64 = 0x0000;
+pub const LOOP_SHIM: u64 = 0x0800;
 pub const FUNC: u64 = 0x1000;
 pub const MORESTACK: u64 = 0x2000;
 pub const ENTRY_TRAMP: u64 = 0x3000;
@@ -199,6 +200,31 @@ fn shim(base: u64) -> Vec<u8> {
     a.assemble(base + SHIM).unwrap()
 }
 
+/// `extern "sysv64" fn(n: u64, g: u64) -> u64`: calls FUNC `n` times with a=acc, b=1 (so it
+/// returns n), R14 = g. For benchmarks: no Rust call overhead per iteration.
+fn loop_shim(base: u64) -> Vec<u8> {
+    let mut a = CodeAssembler::new(64).unwrap();
+    let mut top = a.create_label();
+    for r in [rbx, rbp, r12, r13, r14, r15] {
+        a.push(r).unwrap();
+    }
+    a.sub(rsp, 40).unwrap();
+    a.mov(r15, rdi).unwrap();
+    a.mov(r14, rsi).unwrap();
+    a.xor(eax, eax).unwrap();
+    a.mov(ebx, 1).unwrap();
+    a.set_label(&mut top).unwrap();
+    a.call(base + FUNC).unwrap();
+    a.dec(r15).unwrap();
+    a.jnz(top).unwrap();
+    a.add(rsp, 40).unwrap();
+    for r in [r15, r14, r13, r12, rbp, rbx] {
+        a.pop(r).unwrap();
+    }
+    a.ret().unwrap();
+    a.assemble(base + LOOP_SHIM).unwrap()
+}
+
 /// The stack check's interior boundaries are -2, as the Go assembler marks them.
 pub struct FakeUnsafePoints(pub u64);
 impl UnsafePoints for FakeUnsafePoints {
@@ -210,6 +236,17 @@ impl UnsafePoints for FakeUnsafePoints {
 impl Env {
     /// Builds and (optionally) patches the environment. `capture` and `layout` go into the stubs.
     pub fn new(hooks: Hooks, layout: RingLayout, capture: CaptureSpec, hook_id: u32) -> Env {
+        Self::with_flags(hooks, layout, capture, hook_id, true)
+    }
+
+    /// As [`Env::new`], choosing whether the stubs save RFLAGS.
+    pub fn with_flags(
+        hooks: Hooks,
+        layout: RingLayout,
+        capture: CaptureSpec,
+        hook_id: u32,
+        preserve_flags: bool,
+    ) -> Env {
         let mut code = Mapping::new(CODE_SIZE);
         let ring = Mapping::new(layout.region_size() as usize);
         let base = code.addr();
@@ -241,6 +278,7 @@ impl Env {
             layout,
             g: offsets(),
             capture,
+            preserve_flags,
         };
 
         let bytes = code.bytes();
@@ -249,6 +287,7 @@ impl Env {
             bytes[at as usize..at as usize + b.len()].copy_from_slice(b)
         };
         put(bytes, SHIM, &shim(base));
+        put(bytes, LOOP_SHIM, &loop_shim(base));
         put(bytes, FUNC, &func);
         put(bytes, MORESTACK, &fake_morestack(base));
         if hooks != Hooks::None {
@@ -313,6 +352,22 @@ impl Env {
         let f: extern "sysv64" fn(*mut Regs) = unsafe { std::mem::transmute(self.base() + SHIM) };
         f(&mut r);
         r
+    }
+
+    /// Calls the function `n` (> 0) times from machine code; returns the function's final result.
+    pub fn call_loop(&mut self, n: u64) -> u64 {
+        assert!(n > 0);
+        // SAFETY: LOOP_SHIM is assembled above for this mapping, now RX; it follows the SysV ABI
+        // and touches only the fake g/m and the ring, alive for the duration of the call.
+        let f: extern "sysv64" fn(u64, u64) -> u64 =
+            unsafe { std::mem::transmute(self.base() + LOOP_SHIM) };
+        f(n, self.g.as_ptr() as u64)
+    }
+
+    /// Forgets every record of ring `ring` (head = tail = 0), as a consumer that keeps up would.
+    pub fn reset_ring(&mut self, ring: u32) {
+        let off = self.layout.ring_offset(ring).unwrap() as usize;
+        self.ring.bytes()[off..off + rl::RING_HEADER_SIZE].fill(0);
     }
 
     /// All records written to ring `ring` so far (head taken as is).
