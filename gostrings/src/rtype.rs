@@ -487,8 +487,40 @@ impl<M: MemoryReader> RuntimeTypes<M> {
                 }
             }
             Kind::Map => format!("map[{}]{}", sub(48)?, sub(56)?),
+            Kind::Func => self.func_name(&h, depth)?,
             _ => s,
         })
+    }
+
+    /// `func(A, ...B) (C, D)` spelled from the parameter descriptors, as Go prints it but
+    /// with full package paths.
+    fn func_name(&self, h: &TypeHeader, depth: usize) -> Result<String, RtypeError> {
+        let b: [u8; 4] = self.read_n(h.addr + 48)?;
+        let ins = u64::from(u16::from_le_bytes([b[0], b[1]]));
+        let raw_out = u16::from_le_bytes([b[2], b[3]]);
+        let (outs, variadic) = (u64::from(raw_out & 0x7fff), raw_out & 0x8000 != 0);
+        let unc = if h.has_uncommon() { UNCOMMON } else { 0 };
+        let raw = self
+            .mem
+            .read_vec(h.addr + 56 + unc, (ins + outs) * 8, 1 << 20)?;
+        let mut names = Vec::with_capacity(raw.len() / 8);
+        for c in raw.chunks_exact(8) {
+            names.push(self.full_name_depth(le64(c, 0), depth + 1)?);
+        }
+        let (params, results) = names.split_at(ins as usize);
+        let mut params = params.to_vec();
+        if variadic {
+            if let Some(last) = params.last_mut() {
+                *last = format!("...{}", last.strip_prefix("[]").unwrap_or(last));
+            }
+        }
+        let mut s = format!("func({})", params.join(", "));
+        match results.len() {
+            0 => {}
+            1 => s = format!("{s} {}", results[0]),
+            _ => s = format!("{s} ({})", results.join(", ")),
+        }
+        Ok(s)
     }
 
     /// The descriptors the linker lists for reflect, sorted by type string: the typelinks
@@ -665,7 +697,10 @@ impl<M: MemoryReader> RuntimeTypes<M> {
                 if (b[i] == 0x48 || b[i] == 0x4c) && b[i + 1] == 0x8d && b[i + 2] & 0xc7 == 0x05 {
                     let disp = i32::from_le_bytes([b[i + 3], b[i + 4], b[i + 5], b[i + 6]]);
                     let target = (base + i as u64 + 7).wrapping_add(disp as i64 as u64);
-                    if target.is_multiple_of(8) && self.in_types(target, HEADER) && cands.len() < MAX_WALK {
+                    if target.is_multiple_of(8)
+                        && self.in_types(target, HEADER)
+                        && cands.len() < MAX_WALK
+                    {
                         cands.insert(target);
                     }
                 }
@@ -676,7 +711,10 @@ impl<M: MemoryReader> RuntimeTypes<M> {
                 let skip = (base.next_multiple_of(8) - base) as usize;
                 for w in b.get(skip..).unwrap_or(&[]).chunks_exact(8) {
                     let target = le64(w, 0);
-                    if target.is_multiple_of(8) && self.in_types(target, HEADER) && cands.len() < MAX_WALK {
+                    if target.is_multiple_of(8)
+                        && self.in_types(target, HEADER)
+                        && cands.len() < MAX_WALK
+                    {
                         cands.insert(target);
                     }
                 }
