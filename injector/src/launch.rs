@@ -8,6 +8,7 @@
 //! no group-stop side effects. Stdio is inherited.
 
 use std::ffi::{CString, OsStr};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -19,7 +20,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
-use crate::threads::{describe, AttachOptions, World};
+use crate::threads::{AttachOptions, World};
 
 /// A launched child stopped at its exec: the main executable and the interpreter are mapped, no
 /// user code has run.
@@ -55,9 +56,47 @@ impl ExitStatus {
     }
 }
 
-/// Starts `program` with `args` (not including argv[0], which is `program`) and returns it
-/// stopped at exec. `program` without a slash is searched in `PATH`.
+/// Options of [`launch_with`].
+#[derive(Debug)]
+pub struct LaunchOptions {
+    /// Upper bound for reaching the exec stop.
+    pub timeout: Duration,
+    /// Replaces the child's stdout (inherited when `None`).
+    pub stdout: Option<OwnedFd>,
+    /// Replaces the child's stderr (inherited when `None`).
+    pub stderr: Option<OwnedFd>,
+}
+
+impl Default for LaunchOptions {
+    fn default() -> Self {
+        LaunchOptions {
+            timeout: Duration::from_secs(5),
+            stdout: None,
+            stderr: None,
+        }
+    }
+}
+
+/// Starts `program` with `args` (not including argv[0], which is `program`), stdio inherited,
+/// and returns it stopped at exec. `program` without a slash is searched in `PATH`.
 pub fn launch(program: &Path, args: &[impl AsRef<OsStr>], timeout: Duration) -> Result<Launched> {
+    launch_with(
+        program,
+        args,
+        LaunchOptions {
+            timeout,
+            ..LaunchOptions::default()
+        },
+    )
+}
+
+/// [`launch`] with redirections.
+pub fn launch_with(
+    program: &Path,
+    args: &[impl AsRef<OsStr>],
+    options: LaunchOptions,
+) -> Result<Launched> {
+    let timeout = options.timeout;
     let path = resolve(program)?;
     let launch_err = |what: String| Error::Launch {
         program: program.to_owned(),
@@ -76,8 +115,13 @@ pub fn launch(program: &Path, args: &[impl AsRef<OsStr>], timeout: Duration) -> 
 
     let (go_r, go_w) = pipe().map_err(|e| launch_err(format!("pipe: {e}")))?;
     let (err_r, err_w) = pipe().map_err(|e| launch_err(format!("pipe: {e}")))?;
-    let pid = fork_child(go_r, go_w, err_r, err_w, &c_path, &argv)
+    let redirect = [
+        options.stdout.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+        options.stderr.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+    ];
+    let pid = fork_child(go_r, go_w, err_r, err_w, redirect, &c_path, &argv)
         .map_err(|e| launch_err(format!("fork: {e}")))?;
+    drop(options);
     close(go_r);
     close(err_w);
 
@@ -182,10 +226,7 @@ pub fn try_wait_exit(pid: i32) -> Result<Option<ExitStatus>> {
             signal: sig as i32,
             core_dumped: core,
         })),
-        Ok(other) => {
-            let _ = describe(&other);
-            Ok(None)
-        }
+        Ok(_) => Ok(None),
         Err(Errno::EINTR) => Ok(None),
         Err(errno) => Err(Error::Wait {
             pid,
@@ -266,6 +307,7 @@ fn fork_child(
     go_w: i32,
     err_r: i32,
     err_w: i32,
+    redirect: [i32; 2],
     path: &CString,
     argv: &[*const libc::c_char],
 ) -> std::result::Result<i32, Errno> {
@@ -287,6 +329,12 @@ fn fork_child(
                 }
             }
             libc::close(go_r);
+            for (fd, target) in redirect.iter().zip([1, 2]) {
+                if *fd >= 0 {
+                    // dup2 clears O_CLOEXEC on the new descriptor.
+                    libc::dup2(*fd, target);
+                }
+            }
             libc::execv(path.as_ptr(), argv.as_ptr());
             let e = *libc::__errno_location();
             libc::write(err_w, (&e as *const i32).cast(), 4);

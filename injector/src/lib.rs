@@ -21,7 +21,7 @@ pub mod syscall;
 pub mod threads;
 
 pub use error::{Error, Result};
-pub use launch::{launch, wait_exit, ExitStatus, Launched};
+pub use launch::{launch, launch_with, wait_exit, ExitStatus, LaunchOptions, Launched};
 pub use mem::ProcessMemory;
 pub use patch::{Patch, PatchSet};
 pub use region::CodeRegion;

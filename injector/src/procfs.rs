@@ -84,6 +84,12 @@ impl Status {
     }
 }
 
+/// True when `tid` is a thread of the calling process. `TracerPid` names the tracing *thread*,
+/// which need not be the main one.
+pub fn is_own_thread(tid: i32) -> bool {
+    tid > 0 && std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
+}
+
 /// The command name of `pid`, or `"?"`.
 pub fn comm(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))

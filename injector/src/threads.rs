@@ -115,9 +115,8 @@ impl World {
             return Err(Error::NoSuchProcess { pid });
         }
         let status = Status::read(pid, None)?;
-        let me = std::process::id() as i32;
         let tracer = status.tracer_pid();
-        if tracer != 0 && tracer != me {
+        if tracer != 0 && !procfs::is_own_thread(tracer) {
             return Err(Error::AlreadyTraced {
                 pid,
                 tracer,
@@ -214,7 +213,7 @@ impl World {
             }
             Err(Errno::EPERM) => {
                 let st = Status::read(pid, Some(tid));
-                let me = std::process::id() as i32;
+                let me = nix::unistd::gettid().as_raw();
                 match st {
                     // Auto-attached through PTRACE_EVENT_CLONE before we saw the event.
                     Ok(s) if s.tracer_pid() == me => {
