@@ -216,6 +216,71 @@ impl Record {
     }
 }
 
+impl Record {
+    /// Writes this record in the slot format, as a trampoline would: for consumer tests and
+    /// tools that replay events. Strings longer than `string_cap` or more than [`MAX_STRINGS`]
+    /// are an error, so that `parse(write)` always round-trips.
+    pub fn write_to(&self, slot: &mut [u8], string_cap: u16) -> Result<(), RecordError> {
+        if self.strings.len() > MAX_STRINGS {
+            return Err(RecordError::TooManyStrings(
+                self.strings.len().min(255) as u8
+            ));
+        }
+        let need = OFF_DATA + self.strings.len() * string_cap as usize;
+        if slot.len() < need {
+            return Err(RecordError::Short { got: slot.len() });
+        }
+        slot[..FIXED_SIZE].fill(0);
+        let mut put = |o: usize, b: &[u8]| slot[o..o + b.len()].copy_from_slice(b);
+        put(OFF_HOOK_ID, &self.hook_id.to_le_bytes());
+        put(OFF_KIND, &[self.kind as u8]);
+        put(
+            OFF_FLAGS,
+            &[if self.parent_goid.is_some() {
+                FLAG_HAS_PARENT
+            } else {
+                0
+            }],
+        );
+        put(OFF_N_STRINGS, &[self.strings.len() as u8]);
+        let mask = |v: &[Option<u64>]| {
+            v.iter()
+                .enumerate()
+                .fold(0u16, |m, (i, x)| m | ((x.is_some() as u16) << i))
+        };
+        put(OFF_INT_MASK, &mask(&self.ints).to_le_bytes());
+        put(OFF_FLOAT_MASK, &mask(&self.floats).to_le_bytes());
+        put(OFF_STRING_CAP, &string_cap.to_le_bytes());
+        put(OFF_TSC, &self.tsc.to_le_bytes());
+        put(OFF_GOID, &self.goid.to_le_bytes());
+        put(
+            OFF_PARENT_GOID,
+            &self.parent_goid.unwrap_or(0).to_le_bytes(),
+        );
+        put(OFF_DEPTH, &self.depth.to_le_bytes());
+        put(OFF_M_ID, &self.m_id.to_le_bytes());
+        for (i, v) in self.ints.iter().enumerate() {
+            put(OFF_INTS + 8 * i, &v.unwrap_or(0).to_le_bytes());
+        }
+        for (i, v) in self.floats.iter().enumerate() {
+            put(OFF_FLOATS + 8 * i, &v.unwrap_or(0).to_le_bytes());
+        }
+        for (i, s) in self.strings.iter().enumerate() {
+            if s.bytes.len() > string_cap as usize {
+                return Err(RecordError::StringOverflow {
+                    index: i,
+                    copied: s.bytes.len() as u32,
+                    room: string_cap as usize,
+                });
+            }
+            put(OFF_STRINGS + 8 * i, &(s.bytes.len() as u32).to_le_bytes());
+            put(OFF_STRINGS + 8 * i + 4, &s.len.to_le_bytes());
+            put(OFF_DATA + i * string_cap as usize, &s.bytes);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +325,38 @@ mod tests {
         assert_eq!(r.strings.len(), 1);
         assert_eq!(r.strings[0].bytes, b"hello");
         assert!(r.strings[0].truncated());
+    }
+
+    #[test]
+    fn written_records_parse_back_identically() {
+        let mut ints = [None; N_INT_REGS];
+        ints[0] = Some(1);
+        ints[8] = Some(u64::MAX);
+        let mut floats = [None; N_FLOAT_REGS];
+        floats[14] = Some(0.25f64.to_bits());
+        let r = Record {
+            hook_id: 12,
+            kind: RecordKind::Entry,
+            tsc: 99,
+            goid: 7,
+            parent_goid: None,
+            depth: 0x400,
+            m_id: 3,
+            ints,
+            floats,
+            strings: vec![CapturedString {
+                len: 40,
+                bytes: b"abcd".to_vec(),
+            }],
+        };
+        let mut slot = vec![0xAAu8; 512];
+        r.write_to(&mut slot, 32).unwrap();
+        assert_eq!(Record::parse(&slot), Ok(r.clone()));
+        assert!(
+            r.write_to(&mut slot, 2).is_err(),
+            "4 bytes do not fit a 2-byte budget"
+        );
+        assert!(r.write_to(&mut slot[..100], 32).is_err());
     }
 
     #[test]

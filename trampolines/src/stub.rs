@@ -316,10 +316,9 @@ fn emit_record(
     a.lea(rdx, qword_ptr(rsp + frame_bytes(ctx.preserve_flags)))?;
     a.sub(rax, rdx)?;
     a.mov(qword_ptr(r13 + record::OFF_DEPTH as i32), rax)?;
-    for i in 0..N_INT_REGS {
+    for (i, r) in INT_REG_ORDER.iter().enumerate() {
         if c.int_mask & (1 << i) != 0 {
-            let r: IntReg = INT_REG_ORDER[i];
-            a.mov(rax, qword_ptr(rsp + saved_off(r)))?;
+            a.mov(rax, qword_ptr(rsp + saved_off(*r)))?;
             a.mov(qword_ptr(r13 + (record::OFF_INTS + 8 * i) as i32), rax)?;
         }
     }

@@ -152,6 +152,38 @@ fn check_program(program: &str) {
 }
 
 #[test]
+fn pie_and_stripped_builds_analyse_like_the_default_build() {
+    let tc = fixtures::Toolchain::installed();
+    let default = scan(&fixtures::must_build(
+        "spin",
+        fixtures::Variant::Default,
+        &tc,
+    ));
+    for variant in [fixtures::Variant::Pie, fixtures::Variant::Stripped] {
+        let t = scan(&fixtures::must_build("spin", variant, &tc));
+        eprintln!(
+            "spin {}: entry hookable {} refused {:?}",
+            variant.name(),
+            t.entry_ok,
+            t.entry_refused
+        );
+        assert!(t.main_refused.is_empty(), "{:?}", t.main_refused);
+        assert!(
+            t.main_ok >= 1,
+            "main.main is hookable in a {} build",
+            variant.name()
+        );
+        if variant == fixtures::Variant::Stripped {
+            // Stripping removes symbols and DWARF, not code: the same functions are hookable.
+            assert_eq!(
+                (t.functions, t.entry_ok),
+                (default.functions, default.entry_ok)
+            );
+        }
+    }
+}
+
+#[test]
 fn every_spin_function_is_analysed_and_main_functions_are_hookable() {
     check_program("spin");
 }
