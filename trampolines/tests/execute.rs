@@ -4,6 +4,8 @@
 mod support;
 
 use support::*;
+use trampolines::epilogue::EpilogueShape;
+use trampolines::prologue::StackCheckShape;
 use trampolines::record::RecordKind;
 use trampolines::ring_layout::{self as rl, RingLayout};
 use trampolines::stub::{CaptureSpec, IntReg, StringCapture};
@@ -195,4 +197,50 @@ fn without_rflags_saving_the_records_and_registers_are_the_same() {
     assert_eq!(recs.len(), 2);
     assert_eq!(recs[0].depth, 0x7fff_ffff_f000 - (out.rsp_before_call - 8));
     assert_eq!(recs[1].depth, recs[0].depth);
+}
+
+#[test]
+fn every_prologue_and_epilogue_shape_runs_hooked_with_paired_records() {
+    for shape in FakeShape::ALL {
+        let mut env = Env::with_shape(Hooks::EntryExit, layout(8), CaptureSpec::ints(), shape);
+        let (check, patch, epi) = match shape {
+            FakeShape::Small => (StackCheckShape::Small, 6, EpilogueShape::AddPop),
+            FakeShape::Large => (StackCheckShape::Large, 8, EpilogueShape::AddPop),
+            FakeShape::Huge => (StackCheckShape::Huge, 10, EpilogueShape::AddPop),
+            FakeShape::SmallGo120 => (StackCheckShape::Small, 6, EpilogueShape::MovAdd),
+        };
+        assert_eq!(
+            (env.entry_plan.shape, env.entry_plan.patch_len),
+            (check, patch),
+            "{shape:?}"
+        );
+        assert_eq!(env.exit_plan.shape, epi, "{shape:?}");
+        let input = sample_regs();
+        let out = env.call(&input);
+        assert_eq!(out.gpr[RAX], 1234, "{shape:?}");
+        for n in [RBX, RCX, RDX, RSI, RDI, RBP, 8, 9, 10, 11, 13, 15] {
+            assert_eq!(out.gpr[n], input.gpr[n], "{shape:?}: register {n}");
+        }
+        let recs = env.records(0);
+        let kinds: Vec<_> = recs.iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, [RecordKind::Entry, RecordKind::Exit], "{shape:?}");
+        assert_eq!(
+            recs[0].depth,
+            0x7fff_ffff_f000 - (out.rsp_before_call - 8),
+            "{shape:?}"
+        );
+        assert_eq!(recs[1].depth, recs[0].depth, "{shape:?}");
+        assert_eq!(recs[1].ints[0], Some(1234), "{shape:?}: result at exit");
+    }
+}
+
+#[test]
+fn every_shape_sends_a_failed_check_through_its_own_morestack_tail_once() {
+    for shape in FakeShape::ALL {
+        let mut env = Env::with_shape(Hooks::EntryExit, layout(8), CaptureSpec::ints(), shape);
+        env.g[2] = u64::MAX;
+        assert_eq!(env.call(&sample_regs()).gpr[RAX], 1234, "{shape:?}");
+        assert_eq!(env.g[G_MORESTACK_COUNT / 8], 1, "{shape:?}");
+        assert_eq!(env.records(0).len(), 2, "{shape:?}: one entry, one exit");
+    }
 }

@@ -126,22 +126,72 @@ pub struct Env {
     pub original: Vec<u8>,
 }
 
+/// Which stack check and frame the fake function uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FakeShape {
+    /// `cmp rsp,[r14+16]; jbe`, Go 1.21+ frame (`push rbp` … `add rsp; pop rbp; ret`).
+    Small,
+    /// `lea r12,[rsp-100h]; cmp r12,[r14+16]; jbe`, Go 1.21+ frame.
+    Large,
+    /// `mov r12,rsp; sub r12,2000h; jb; cmp r12,[r14+16]; jbe`, Go 1.21+ frame.
+    Huge,
+    /// Small check with the Go 1.17–1.20 frame (`sub rsp; mov [rsp+8],rbp; lea rbp` …
+    /// `mov rbp,[rsp+8]; add rsp; ret`).
+    SmallGo120,
+}
+
+impl FakeShape {
+    pub const ALL: [FakeShape; 4] = [
+        FakeShape::Small,
+        FakeShape::Large,
+        FakeShape::Huge,
+        FakeShape::SmallGo120,
+    ];
+}
+
 /// Builds the fake Go function at `base + FUNC`: `func(a, b int) int { return a + b }` with a
-/// 16-byte frame, Go 1.21+ shape.
-fn fake_function(base: u64) -> Vec<u8> {
+/// 16-byte frame. Returns its bytes and the offsets the Go assembler would mark unsafe (-2).
+fn fake_function(base: u64, shape: FakeShape) -> (Vec<u8>, Vec<u64>) {
     let mut a = CodeAssembler::new(64).unwrap();
     let mut tail = a.create_label();
     let mut entry = a.create_label();
     a.set_label(&mut entry).unwrap();
-    a.cmp(rsp, qword_ptr(r14 + 16)).unwrap();
-    a.jbe(tail).unwrap();
-    a.push(rbp).unwrap();
-    a.mov(rbp, rsp).unwrap();
-    a.sub(rsp, 16).unwrap();
-    a.mov(qword_ptr(rsp + 8), rax).unwrap();
+    match shape {
+        FakeShape::Small | FakeShape::SmallGo120 => {
+            a.cmp(rsp, qword_ptr(r14 + 16)).unwrap();
+            a.jbe(tail).unwrap();
+        }
+        FakeShape::Large => {
+            a.lea(r12, qword_ptr(rsp - 0x100)).unwrap();
+            a.cmp(r12, qword_ptr(r14 + 16)).unwrap();
+            a.jbe(tail).unwrap();
+        }
+        FakeShape::Huge => {
+            a.mov(r12, rsp).unwrap();
+            a.sub(r12, 0x2000).unwrap();
+            a.jb(tail).unwrap();
+            a.cmp(r12, qword_ptr(r14 + 16)).unwrap();
+            a.jbe(tail).unwrap();
+        }
+    }
+    if shape == FakeShape::SmallGo120 {
+        a.sub(rsp, 16).unwrap();
+        a.mov(qword_ptr(rsp + 8), rbp).unwrap();
+        a.lea(rbp, qword_ptr(rsp + 8)).unwrap();
+    } else {
+        a.push(rbp).unwrap();
+        a.mov(rbp, rsp).unwrap();
+        a.sub(rsp, 16).unwrap();
+    }
+    a.mov(qword_ptr(rsp), rax).unwrap();
     a.lea(rax, qword_ptr(rax + rbx)).unwrap();
-    a.add(rsp, 16).unwrap();
-    a.pop(rbp).unwrap();
+    if shape == FakeShape::SmallGo120 {
+        a.mov(rbp, qword_ptr(rsp + 8)).unwrap();
+        a.add(rsp, 16).unwrap();
+    } else {
+        a.add(rsp, 16).unwrap();
+        a.pop(rbp).unwrap();
+    }
     a.ret().unwrap();
     a.set_label(&mut tail).unwrap();
     a.mov(qword_ptr(rsp + 8), rax).unwrap();
@@ -150,7 +200,19 @@ fn fake_function(base: u64) -> Vec<u8> {
     a.mov(rax, qword_ptr(rsp + 8)).unwrap();
     a.mov(rbx, qword_ptr(rsp + 16)).unwrap();
     a.jmp(entry).unwrap();
-    a.assemble(base + FUNC).unwrap()
+    let code = a.assemble(base + FUNC).unwrap();
+    // Unsafe (-2): every stack-check instruction after the first (huge: from the SUB on).
+    let insns: Vec<_> =
+        iced_x86::Decoder::with_ip(64, &code, base + FUNC, iced_x86::DecoderOptions::NONE)
+            .into_iter()
+            .collect();
+    let n = match shape {
+        FakeShape::Small | FakeShape::SmallGo120 => 2,
+        FakeShape::Large => 3,
+        FakeShape::Huge => 5,
+    };
+    let marks = insns[1..n].iter().map(|i| i.ip()).collect();
+    (code, marks)
 }
 
 /// Fake runtime.morestack: count, clear stackguard0, return into the tail.
@@ -225,11 +287,11 @@ fn loop_shim(base: u64) -> Vec<u8> {
     a.assemble(base + LOOP_SHIM).unwrap()
 }
 
-/// The stack check's interior boundaries are -2, as the Go assembler marks them.
-pub struct FakeUnsafePoints(pub u64);
+/// The stack check's interior boundaries are -2, as the Go assembler marks them; -1 elsewhere.
+pub struct FakeUnsafePoints(pub Vec<u64>);
 impl UnsafePoints for FakeUnsafePoints {
     fn value_at(&self, pc: u64) -> Option<i32> {
-        Some(if pc == self.0 + 4 { -2 } else { -1 })
+        Some(if self.0.contains(&pc) { -2 } else { -1 })
     }
 }
 
@@ -247,16 +309,44 @@ impl Env {
         hook_id: u32,
         preserve_flags: bool,
     ) -> Env {
+        Self::build(
+            hooks,
+            layout,
+            capture,
+            hook_id,
+            preserve_flags,
+            FakeShape::Small,
+        )
+    }
+
+    /// As [`Env::new`] with a choice of stack-check and frame shape.
+    pub fn with_shape(
+        hooks: Hooks,
+        layout: RingLayout,
+        capture: CaptureSpec,
+        shape: FakeShape,
+    ) -> Env {
+        Self::build(hooks, layout, capture, 1, true, shape)
+    }
+
+    fn build(
+        hooks: Hooks,
+        layout: RingLayout,
+        capture: CaptureSpec,
+        hook_id: u32,
+        preserve_flags: bool,
+        shape: FakeShape,
+    ) -> Env {
         let mut code = Mapping::new(CODE_SIZE);
         let ring = Mapping::new(layout.region_size() as usize);
         let base = code.addr();
-        let func = fake_function(base);
+        let (func, marks) = fake_function(base, shape);
         let mut env_ring = ring;
         env_ring.bytes()[..rl::HEADER_SIZE].copy_from_slice(&layout.header_bytes());
         env_ring.bytes()[rl::HDR_ENABLE + hook_id as usize] = 1;
 
         let f = DecodedFunction::decode(&func, base + FUNC).unwrap();
-        let up = FakeUnsafePoints(base + FUNC);
+        let up = FakeUnsafePoints(marks);
         let entry_plan = plan::plan_entry(
             &f,
             FunctionFacts {
