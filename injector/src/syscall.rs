@@ -171,7 +171,8 @@ impl Remote {
         nr: i64,
         args: [u64; 6],
     ) -> Result<i64> {
-        let (pid, tid) = (world.pid(), self.tid);
+        let tid = self.tid;
+        self.finish_pending_syscall(world)?;
         let saved = world.regs(tid)?;
         let mut regs = saved;
         regs.rip = self.gadget.addr;
@@ -189,8 +190,33 @@ impl Remote {
         let restored = world.set_regs(tid, &restart_fixup(saved));
         let rax = outcome?;
         restored?;
-        let _ = pid;
         Ok(rax)
+    }
+
+    /// A thread stopped at `PTRACE_EVENT_EXEC` or `PTRACE_EVENT_CLONE` is still inside that
+    /// syscall: the kernel would overwrite RAX with its return value after we set it. Run it to
+    /// that syscall's exit stop first, so the saved registers are the ones user code will see.
+    fn finish_pending_syscall(&self, world: &mut World) -> Result<()> {
+        let (pid, tid) = (world.pid(), self.tid);
+        if !matches!(world.stop_kind(tid), Some(StopKind::Exec | StopKind::Clone)) {
+            return Ok(());
+        }
+        for _ in 0..8 {
+            world.take_for_running(tid)?;
+            resume(PtraceResume::Syscall, tid, 0)
+                .map_err(|e| Error::ptrace("syscall", pid, tid, e))?;
+            match world.wait_next(tid, "leave the exec/clone syscall")? {
+                WaitStatus::PtraceSyscall(_) => return Ok(()),
+                WaitStatus::Stopped(..) => world.defer_held(tid),
+                _ => {}
+            }
+        }
+        Err(Error::UnexpectedStop {
+            pid,
+            tid,
+            doing: "leaving exec/clone",
+            status: "no syscall-exit stop".into(),
+        })
     }
 
     /// Drives the thread from the gadget to the syscall-exit stop and returns RAX there.
@@ -203,9 +229,23 @@ impl Remote {
                 .map_err(|e| Error::ptrace("syscall", pid, tid, e))?;
             match world.wait_next(tid, "finish an injected syscall")? {
                 WaitStatus::PtraceSyscall(_) => {
+                    let regs = world.regs(tid)?;
+                    // Both stops of our syscall are at the instruction after the gadget.
+                    if regs.rip != self.gadget.addr + 2 {
+                        return Err(Error::UnexpectedStop {
+                            pid,
+                            tid,
+                            doing: "injected syscall",
+                            status: format!(
+                                "syscall stop at {:#x}, expected {:#x}",
+                                regs.rip,
+                                self.gadget.addr + 2
+                            ),
+                        });
+                    }
                     syscall_stops += 1;
                     if syscall_stops == 2 {
-                        return Ok(world.regs(tid)?.rax as i64);
+                        return Ok(regs.rax as i64);
                     }
                 }
                 WaitStatus::Stopped(_, nix::sys::signal::Signal::SIGSYS) => {
@@ -340,11 +380,6 @@ pub fn restart_fixup(mut regs: libc::user_regs_struct) -> libc::user_regs_struct
     }
     regs.orig_rax = u64::MAX;
     regs
-}
-
-/// True when `kind` is a stop from which registers can be changed and the thread run safely.
-pub fn is_injectable(kind: StopKind) -> bool {
-    !matches!(kind, StopKind::Group(_))
 }
 
 #[cfg(test)]
