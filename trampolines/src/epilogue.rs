@@ -15,6 +15,7 @@
 use crate::decode::DecodedFunction;
 use crate::unsafe_points::{UnsafePoints, UNSAFE};
 use iced_x86::{FlowControl, Instruction, Mnemonic, OpKind, Register};
+use thiserror::Error;
 
 /// Which epilogue precedes a RET.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,34 +45,20 @@ pub struct ExitPlan {
 }
 
 /// Why a RET cannot be patched.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ExitRefusal {
     /// A RET with no frame teardown before it (frameless leaf): nothing to patch but 1 byte.
+    #[error("frameless return: no epilogue to patch")]
     FramelessReturn,
     /// The epilogue is shorter than the 5 bytes a `JMP rel32` needs (e.g. `POP RBP; RET`).
+    #[error("epilogue is {len} bytes, a 5-byte jump does not fit")]
     TooShort { len: usize },
     /// Some branch in the function lands inside the epilogue.
+    #[error("branch at {from:#x} lands inside the epilogue at {to:#x}")]
     BranchInto { from: u64, to: u64 },
     /// A RET with an immediate, or a teardown of an unknown form.
+    #[error("epilogue of an unknown form")]
     Unrecognised,
-}
-
-impl std::fmt::Display for ExitRefusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExitRefusal::FramelessReturn => write!(f, "frameless return: no epilogue to patch"),
-            ExitRefusal::TooShort { len } => {
-                write!(f, "epilogue is {len} bytes, a 5-byte jump does not fit")
-            }
-            ExitRefusal::BranchInto { from, to } => {
-                write!(
-                    f,
-                    "branch at {from:#x} lands inside the epilogue at {to:#x}"
-                )
-            }
-            ExitRefusal::Unrecognised => write!(f, "epilogue of an unknown form"),
-        }
-    }
 }
 
 /// One way out of a function.

@@ -9,6 +9,7 @@ use crate::decode::{DecodeError, DecodedFunction};
 use crate::prologue::{self, PrologueMismatch, StackCheckShape};
 use crate::unsafe_points::{UnsafePoints, UNSAFE};
 use iced_x86::{FlowControl, Instruction};
+use thiserror::Error;
 
 /// Bytes of the `JMP rel32` written at a patch site.
 pub const JMP_REL32_LEN: usize = 5;
@@ -36,66 +37,43 @@ pub struct EntryPlan {
 }
 
 /// Why a function's entry is not hooked. `Display` says it in a user's words.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Refusal {
     /// The caller says the function is assembly (FuncFlagAsm) or otherwise off limits.
+    #[error("assembly or runtime function: not hooked")]
     Assembly,
     /// No stack check at the entry: NOSPLIT or a frameless leaf; any patched boundary may be a
     /// preemption point.
+    #[error("no stack check at the entry (NOSPLIT or frameless leaf); patching could split a preemption point")]
     NoStackCheck,
-    /// Fewer than 5 bytes of stack check to overwrite.
+    /// Fewer than 5 bytes of stack check to overwrite. (No known Go shape is this short; kept
+    /// so that a future shape cannot slip through.)
+    #[error("only {len} bytes of stack check at the entry; a jump needs 5")]
     TooShort { len: usize },
     /// The bytes do not decode.
+    #[error("{0}")]
     Undecodable(DecodeError),
-    /// A stack-guard read in a sequence this version of gohook does not know.
+    /// A stack-guard read in a sequence this version of gohook does not know (e.g. runtime
+    /// systemstack functions that check stackguard1).
+    #[error("stack check at {at:#x} has an unknown form")]
     UnrecognisedPrologue { at: u64 },
     /// The JBE/JCS target is not a morestack tail ending in `JMP entry`.
+    #[error("morestack tail at {at:#x} not recognised: {why}")]
     BadMorestackTail { at: u64, why: &'static str },
     /// A branch somewhere in the function targets the inside of the patch range.
+    #[error("branch at {from:#x} targets {to:#x}, inside the bytes to patch")]
     BranchIntoPatch { from: u64, to: u64 },
     /// An instruction boundary inside the patch range is (or may be) an async-preemption point.
+    #[error("instruction boundary {pc:#x} inside the patch is a possible preemption point ({})", match value {
+        Some(v) => format!("PCDATA_UnsafePoint {v}"),
+        None => "no unsafe-point data".to_owned(),
+    })]
     InteriorBoundaryNotUnsafe { pc: u64, value: Option<i32> },
-    /// The patch range contains a CALL, so a return address could point inside it.
+    /// The patch range contains a CALL, so a return address could point inside it. (No known Go
+    /// shape has one; kept as a guard.)
+    #[error("call at {at:#x} inside the bytes to patch")]
     CallInPatch { at: u64 },
 }
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refusal::Assembly => write!(f, "assembly or runtime function: not hooked"),
-            Refusal::NoStackCheck => write!(
-                f,
-                "no stack check at the entry (NOSPLIT or frameless leaf); patching could split a preemption point"
-            ),
-            Refusal::TooShort { len } => {
-                write!(f, "only {len} bytes of stack check at the entry; a jump needs 5")
-            }
-            Refusal::Undecodable(e) => write!(f, "{e}"),
-            Refusal::UnrecognisedPrologue { at } => {
-                write!(f, "stack check at {at:#x} has an unknown form")
-            }
-            Refusal::BadMorestackTail { at, why } => {
-                write!(f, "morestack tail at {at:#x} not recognised: {why}")
-            }
-            Refusal::BranchIntoPatch { from, to } => {
-                write!(f, "branch at {from:#x} targets {to:#x}, inside the bytes to patch")
-            }
-            Refusal::InteriorBoundaryNotUnsafe { pc, value: Some(v) } => write!(
-                f,
-                "instruction boundary {pc:#x} inside the patch is a possible preemption point (PCDATA_UnsafePoint {v})"
-            ),
-            Refusal::InteriorBoundaryNotUnsafe { pc, value: None } => write!(
-                f,
-                "no unsafe-point data for {pc:#x} inside the patch; cannot prove no goroutine is parked there"
-            ),
-            Refusal::CallInPatch { at } => {
-                write!(f, "call at {at:#x} inside the bytes to patch")
-            }
-        }
-    }
-}
-
-impl std::error::Error for Refusal {}
 
 /// What the caller knows about a function beyond its bytes.
 #[derive(Clone, Copy)]
