@@ -20,13 +20,34 @@ use trampolines::stub::{self, CaptureSpec, GOffsets, StubContext};
 use crate::collector::{Event, EventKind};
 use crate::hookplan::HookPlan;
 
-/// Rings in the shared region: one per M with `m.id` below this; records from other Ms are
+/// Most rings in the shared region: one per M with `m.id` below this; records from other Ms are
 /// dropped and counted.
-pub const N_RINGS: u32 = 64;
-/// Records per ring.
-pub const SLOTS_PER_RING: u32 = 1024;
+pub const MAX_RINGS: u32 = 64;
+/// Fewest rings gohook accepts when large rings force fewer of them.
+pub const MIN_RINGS: u32 = 8;
+/// Default records per ring.
+pub const DEFAULT_RING_SLOTS: u32 = 4096;
 /// Bytes per record slot.
 pub const SLOT_SIZE: u32 = 512;
+/// Largest shared region gohook maps (virtual; only pages that are written cost memory).
+const MAX_SHARED: u64 = 1 << 30;
+
+/// The ring geometry for `slots` records per ring: as many rings as fit in [`MAX_SHARED`], at
+/// most [`MAX_RINGS`], at least [`MIN_RINGS`].
+pub fn ring_layout(slots: u32) -> Result<RingLayout> {
+    if !slots.is_power_of_two() || slots < 64 {
+        bail!("--ring-slots must be a power of two of at least 64, got {slots}");
+    }
+    let per_ring = u64::from(slots) * u64::from(SLOT_SIZE);
+    let rings = (MAX_SHARED / per_ring).min(u64::from(MAX_RINGS)) as u32;
+    if rings < MIN_RINGS {
+        bail!(
+            "--ring-slots {slots} is too large: at most {} fit",
+            MAX_SHARED / u64::from(SLOT_SIZE) / u64::from(MIN_RINGS)
+        );
+    }
+    RingLayout::new(rings, slots, SLOT_SIZE).map_err(|e| anyhow!("{e}"))
+}
 /// Code bytes reserved per trampoline (entry or exit); generation fails loudly if one is larger.
 const TRAMPOLINE_BUDGET: u64 = 768;
 
@@ -84,11 +105,11 @@ pub fn install(
     bin: &GoBinary,
     bias: u64,
     plans: &[HookPlan],
+    layout: RingLayout,
     mut proven_clear: impl FnMut(&mut World, &[u64]) -> Result<bool>,
 ) -> Result<Installed> {
     let pid = world.pid();
     let g = g_offsets(bin)?;
-    let layout = RingLayout::new(N_RINGS, SLOTS_PER_RING, SLOT_SIZE).map_err(|e| anyhow!("{e}"))?;
     if plans.len() > trampolines::ring_layout::MAX_HOOKS {
         bail!(
             "{} functions selected; at most {} can be hooked at once",

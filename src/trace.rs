@@ -41,6 +41,8 @@ pub struct HookOptions {
     pub format: Format,
     /// Output file; standard error when `None`.
     pub output: Option<PathBuf>,
+    /// Records per thread ring (power of two).
+    pub ring_slots: u32,
 }
 
 /// Either sink, writing to a file or standard error.
@@ -113,16 +115,28 @@ fn announce(pid: i32, sel: &Selection, inst: &Installed, pause: Duration) {
 /// Reads the rings until `done()` says stop, feeding the collector.
 fn consume(inst: &mut Installed, col: &mut Collector<Sink>, mut done: impl FnMut() -> bool) {
     let mut last_drops = 0;
+    let (mut iters, mut total, mut t_drain, mut t_adv) =
+        (0u64, 0u64, Duration::ZERO, Duration::ZERO);
+    let dbg = std::env::var_os("GOHOOK_DEBUG_CONSUMER").is_some();
     loop {
         let finished = done();
         let now = rdtsc();
+        let t0 = Instant::now();
         let (n, bad) = engine::drain(&mut inst.ring, |e| col.push(e));
+        t_drain += t0.elapsed();
+        iters += 1;
+        total += n;
         let drops = inst.ring.drops();
         col.add_dropped(drops.saturating_sub(last_drops));
         col.add_bad(bad);
         last_drops = drops;
+        let t1 = Instant::now();
         col.advance(now);
+        t_adv += t1.elapsed();
         if finished {
+            if dbg {
+                eprintln!("gohook: consumer: {iters} drains, {total} records, {t_drain:?} draining, {t_adv:?} processing");
+            }
             return;
         }
         if n == 0 {
@@ -138,6 +152,7 @@ pub fn run(program: &Path, args: &[OsString], opts: &HookOptions) -> Result<i32>
     let path = resolve_program(program)?;
     let file = GoBinary::open(&path).with_context(|| path.display().to_string())?;
     select(&file, 0, &opts.globs)?;
+    let layout = engine::ring_layout(opts.ring_slots)?;
     let mut sink = Some(open_sink(opts)?);
 
     let launched = injector::launch(program, args, Duration::from_secs(5))
@@ -153,6 +168,7 @@ pub fn run(program: &Path, args: &[OsString], opts: &HookOptions) -> Result<i32>
             &target.binary,
             target.bias,
             &sel.hooks,
+            layout,
             |_, _| Ok(false),
         )?;
         Ok((sel, inst, started.elapsed()))
@@ -221,6 +237,7 @@ fn alive(pid: i32) -> bool {
 pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Result<()> {
     let target = Target::open(None, Some(pid))?;
     let sel = select(&target.binary, target.bias, &opts.globs)?;
+    let layout = engine::ring_layout(opts.ring_slots)?;
     let sink = open_sink(opts)?;
     catch_stop_signals();
     let started = Instant::now();
@@ -230,6 +247,7 @@ pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Resul
         &target.binary,
         target.bias,
         &sel.hooks,
+        layout,
         |_, _| Ok(false),
     );
     let pause = started.elapsed();
