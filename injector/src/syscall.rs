@@ -50,23 +50,24 @@ pub struct Gadget {
 /// its `.text` from the start), then in the main executable's `.text`. The two bytes are checked
 /// in live memory before the gadget is returned.
 pub fn find_gadget(pid: i32) -> Result<Gadget> {
+    find_gadget_in(pid, GadgetSource::Vdso)
+        .or_else(|_| find_gadget_in(pid, GadgetSource::Executable))
+}
+
+/// Finds a gadget in one place only (`Caller` finds nothing).
+pub fn find_gadget_in(pid: i32, source: GadgetSource) -> Result<Gadget> {
     let maps = maps::read_maps(pid)?;
     let mem = ProcessMemory::new(pid);
-    if let Some(vdso) = maps.iter().find(|m| m.path == "[vdso]" && m.exec) {
-        if let Some(addr) = vdso_gadget(&mem, vdso) {
-            return Ok(Gadget {
-                addr,
-                source: GadgetSource::Vdso,
-            });
-        }
-    }
-    if let Some(addr) = exe_gadget(pid, &maps, &mem) {
-        return Ok(Gadget {
-            addr,
-            source: GadgetSource::Executable,
-        });
-    }
-    Err(Error::NoSyscallGadget { pid })
+    let addr = match source {
+        GadgetSource::Vdso => maps
+            .iter()
+            .find(|m| m.path == "[vdso]" && m.exec)
+            .and_then(|vdso| vdso_gadget(&mem, vdso)),
+        GadgetSource::Executable => exe_gadget(pid, &maps, &mem),
+        GadgetSource::Caller => None,
+    };
+    addr.map(|addr| Gadget { addr, source })
+        .ok_or(Error::NoSyscallGadget { pid })
 }
 
 fn vdso_gadget(mem: &ProcessMemory, vdso: &Mapping) -> Option<u64> {

@@ -20,7 +20,11 @@ fn regs_tuple(r: &libc::user_regs_struct) -> [u64; 21] {
 }
 
 fn attach_map_detach(variant: Variant) {
-    let mut target = start_spin(variant, &["-usr1", "-workers=2"], &[]);
+    attach_map_detach_with(variant, &fixtures::Toolchain::installed());
+}
+
+fn attach_map_detach_with(variant: Variant, toolchain: &fixtures::Toolchain) {
+    let mut target = support::start_spin_with(variant, toolchain, &["-usr1", "-workers=2"], &[]);
     let pid = target.pid();
     let mut world = World::stop(pid, AttachOptions::default()).expect("stop the world");
     assert_eq!(
@@ -102,6 +106,79 @@ fn attach_maps_rx_memory_near_text_and_detaches_pie() {
 #[test]
 fn attach_maps_rx_memory_near_text_and_detaches_cgo() {
     attach_map_detach(Variant::Cgo);
+}
+
+#[test]
+fn attach_maps_rx_memory_near_text_across_go_releases() {
+    for toolchain in fixtures::toolchains() {
+        eprintln!("toolchain {}", toolchain.gotoolchain());
+        attach_map_detach_with(Variant::Default, &toolchain);
+    }
+}
+
+#[test]
+fn a_thread_inside_a_patch_range_is_single_stepped_out_before_writing() {
+    use injector::{Patch, PatchSet};
+    let target = start_spin(Variant::Default, &[], &[]);
+    let pid = target.pid();
+    let mut world = World::stop(pid, AttachOptions::default()).unwrap();
+    let text = injector::region::main_text(pid).unwrap();
+    // The spinning goroutine's thread: in user code (not in a syscall), inside the Go text.
+    let (tid, rip) = world
+        .tids()
+        .into_iter()
+        .map(|t| (t, world.regs(t).unwrap()))
+        .find(|(_, r)| r.orig_rax == u64::MAX && r.rip >= text.0 && r.rip < text.1)
+        .map(|(t, r)| (t, r.rip))
+        .expect("a thread running Go code");
+    // A byte-identical "patch" over [rip-1, rip+1): harmless to the program, but the thread
+    // sits strictly inside it and must be moved out first.
+    let here = world.memory().read_vec(rip - 1, 2).unwrap();
+    let mut set = PatchSet::new(pid);
+    set.add_patch(Patch {
+        addr: rip - 1,
+        new: here.clone(),
+        original: here,
+    })
+    .unwrap();
+    let report = set.apply(&mut world, None).unwrap();
+    let after = world.regs(tid).unwrap().rip;
+    assert!(
+        report.stepped.iter().any(|&(t, n)| t == tid && n >= 1),
+        "{:?}",
+        report.stepped
+    );
+    assert!(
+        !(after > rip - 1 && after < rip + 1),
+        "thread left the range: {after:#x}"
+    );
+    world.detach().unwrap();
+    let t0 = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(cpu_ticks(pid) > t0);
+}
+
+#[test]
+fn a_syscall_gadget_in_the_program_text_works_like_the_vdso_one() {
+    use injector::syscall::{find_gadget_in, GadgetSource};
+    for variant in [Variant::Default, Variant::Pie] {
+        let target = start_spin(variant, &[], &[]);
+        let pid = target.pid();
+        let mut world = World::stop(pid, AttachOptions::default()).unwrap();
+        let gadget = find_gadget_in(pid, GadgetSource::Executable).expect("syscall in .text");
+        let text = injector::region::main_text(pid).unwrap();
+        assert!(gadget.addr >= text.0 && gadget.addr < text.1);
+        let remote = Remote::new(&world, Some(gadget.addr)).unwrap();
+        assert_eq!(remote.gadget().source, GadgetSource::Caller);
+        let got = remote
+            .raw(&mut world, "getpid", libc::SYS_getpid, [0; 6])
+            .unwrap();
+        assert_eq!(
+            got, pid as i64,
+            "getpid run inside the target returns its pid"
+        );
+        world.detach().unwrap();
+    }
 }
 
 #[test]

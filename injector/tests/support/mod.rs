@@ -47,10 +47,15 @@ impl Drop for Target {
 
 /// Path of the `spin` fixture for a variant, built with the installed Go.
 pub fn spin(variant: Variant) -> PathBuf {
+    spin_with(variant, &Toolchain::installed())
+}
+
+/// Path of the `spin` fixture built with a given toolchain.
+pub fn spin_with(variant: Variant, toolchain: &Toolchain) -> PathBuf {
     // Tests of one binary run in parallel; build each fixture once at a time.
     static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    fixtures::must_build("spin", variant, &Toolchain::installed())
+    fixtures::must_build("spin", variant, toolchain)
 }
 
 /// Starts `program args…` with stdout piped into a line channel.
@@ -78,9 +83,19 @@ pub fn start(program: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> Target {
 
 /// `spin -forever` with extra options, after it has had time to start its threads.
 pub fn start_spin(variant: Variant, extra: &[&str], env: &[(&str, &str)]) -> Target {
+    start_spin_with(variant, &Toolchain::installed(), extra, env)
+}
+
+/// [`start_spin`] for a given toolchain.
+pub fn start_spin_with(
+    variant: Variant,
+    toolchain: &Toolchain,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Target {
     let mut args = vec!["-forever"];
     args.extend_from_slice(extra);
-    let t = start(&spin(variant), &args, env);
+    let t = start(&spin_with(variant, toolchain), &args, env);
     if extra.contains(&"-usr1") {
         assert_eq!(t.expect_line(Duration::from_secs(10)), "spin ready");
     } else {
