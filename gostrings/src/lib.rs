@@ -14,6 +14,7 @@ pub mod binary;
 pub mod buildinfo;
 pub mod dwarf;
 pub mod elf;
+pub mod goroutines;
 pub mod gotype;
 pub mod memory;
 pub mod moduledata;
