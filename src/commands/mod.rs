@@ -1,0 +1,24 @@
+//! One module per subcommand, plus `target` (opening a binary or a running process's binary).
+
+pub mod funcs;
+pub mod info;
+pub mod target;
+
+use crate::cli::Command;
+
+/// Runs one subcommand, writing its output to stdout.
+pub fn run(command: Command) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match command {
+        Command::Info(args) => info::run(&args, &mut out),
+        Command::Funcs(args) => funcs::run(&args, &mut out),
+    }?;
+    std::io::Write::flush(&mut out)?;
+    Ok(())
+}
+
+/// An address as `0x…` (JSON output keeps addresses as hex strings: they exceed 2^53).
+pub fn hex(addr: u64) -> String {
+    format!("{addr:#x}")
+}
