@@ -35,7 +35,7 @@ pub const OFF_FLAGS: usize = 5;
 pub const OFF_N_STRINGS: usize = 6;
 /// Offset of the captured integer register mask (u16, bit i = `INT_REGS[i]`).
 pub const OFF_INT_MASK: usize = 8;
-/// Offset of the captured float register mask (u16, bit i = X<i>).
+/// Offset of the captured float register mask (u16, bit i = `X<i>`).
 pub const OFF_FLOAT_MASK: usize = 10;
 /// Offset of the per-string byte budget (u16).
 pub const OFF_STRING_CAP: usize = 12;

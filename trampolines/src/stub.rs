@@ -91,7 +91,7 @@ pub struct StringCapture {
 pub struct CaptureSpec {
     /// Bit i: store `INT_REGS[i]` (9 bits).
     pub int_mask: u16,
-    /// Bit i: store the low 64 bits of X<i> (15 bits; X15 is always zero).
+    /// Bit i: store the low 64 bits of `X<i>` (15 bits; X15 is always zero).
     pub float_mask: u16,
     /// Up to [`MAX_STRINGS`] strings; only meaningful at entry.
     pub strings: Vec<StringCapture>,
