@@ -424,13 +424,16 @@ impl ModuleData {
         let mut seen = std::collections::HashSet::new();
         for region in &space.regions {
             let mut valid: Vec<ModuleData> = Vec::new();
-            let start = region.start.next_multiple_of(8);
+            let Some(start) = region.start.checked_next_multiple_of(8) else {
+                continue;
+            };
             let mut at = start;
             while at < region.end && scanned < MAX_SCAN_BYTES {
                 let len = (region.end - at).min(CHUNK) & !7;
                 if len == 0 {
                     break;
                 }
+                scanned += len;
                 let buf = match mem.read_vec(at, len, CHUNK) {
                     Ok(b) => b,
                     Err(_) => {
@@ -438,7 +441,6 @@ impl ModuleData {
                         continue;
                     }
                 };
-                scanned += len;
                 for (i, w) in buf.chunks_exact(8).enumerate() {
                     if w != needle {
                         continue;

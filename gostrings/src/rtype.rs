@@ -409,7 +409,7 @@ impl<M: MemoryReader> RuntimeTypes<M> {
         if self.md.layout >= ModuleLayout::Go127 {
             return Ok(128);
         }
-        let b: [u8; 40] = self.read_n(addr + 48)?;
+        let b: [u8; 40] = self.read_n(addr.wrapping_add(48))?;
         let group = le64(&b, 16);
         let at80 = le64(&b, 32);
         let swiss = self.check_desc(group).is_ok()
@@ -424,7 +424,7 @@ impl<M: MemoryReader> RuntimeTypes<M> {
         if !h.has_uncommon() {
             return Ok(None);
         }
-        let at = h.addr + self.kind_part_size(h)?;
+        let at = h.addr.wrapping_add(self.kind_part_size(h)?);
         let b: [u8; UNCOMMON as usize] = self.read_n(at)?;
         let pkg = le32(&b, 0) as i32;
         let mcount = u16::from_le_bytes([b[4], b[5]]);
@@ -465,15 +465,19 @@ impl<M: MemoryReader> RuntimeTypes<M> {
             return Ok(s);
         }
         let sub = |off: u64| -> Result<String, RtypeError> {
-            let e = self.mem.read_u64(addr + off)?;
+            let e = self.mem.read_u64(addr.wrapping_add(off))?;
             self.full_name_depth(e, depth + 1)
         };
         Ok(match h.kind {
             Kind::Pointer => format!("*{}", sub(48)?),
             Kind::Slice => format!("[]{}", sub(48)?),
-            Kind::Array => format!("[{}]{}", self.mem.read_u64(addr + 64)?, sub(48)?),
+            Kind::Array => format!(
+                "[{}]{}",
+                self.mem.read_u64(addr.wrapping_add(64))?,
+                sub(48)?
+            ),
             Kind::Chan => {
-                let dir = match self.mem.read_u64(addr + 56)? {
+                let dir = match self.mem.read_u64(addr.wrapping_add(56))? {
                     1 => "<-chan ",
                     2 => "chan<- ",
                     _ => "chan ",
@@ -495,14 +499,14 @@ impl<M: MemoryReader> RuntimeTypes<M> {
     /// `func(A, ...B) (C, D)` spelled from the parameter descriptors, as Go prints it but
     /// with full package paths.
     fn func_name(&self, h: &TypeHeader, depth: usize) -> Result<String, RtypeError> {
-        let b: [u8; 4] = self.read_n(h.addr + 48)?;
+        let b: [u8; 4] = self.read_n(h.addr.wrapping_add(48))?;
         let ins = u64::from(u16::from_le_bytes([b[0], b[1]]));
         let raw_out = u16::from_le_bytes([b[2], b[3]]);
         let (outs, variadic) = (u64::from(raw_out & 0x7fff), raw_out & 0x8000 != 0);
         let unc = if h.has_uncommon() { UNCOMMON } else { 0 };
         let raw = self
             .mem
-            .read_vec(h.addr + 56 + unc, (ins + outs) * 8, 1 << 20)?;
+            .read_vec(h.addr.wrapping_add(56 + unc), (ins + outs) * 8, 1 << 20)?;
         let mut names = Vec::with_capacity(raw.len() / 8);
         for c in raw.chunks_exact(8) {
             names.push(self.full_name_depth(le64(c, 0), depth + 1)?);
@@ -542,17 +546,20 @@ impl<M: MemoryReader> RuntimeTypes<M> {
     /// Go 1.27: the descriptors laid out back to back from `types + 8` (`runtime.moduleTypelinks`).
     fn walk_descriptors(&self, len: u64) -> Vec<u64> {
         let end = self.md.types.saturating_add(len);
-        let mut td = self.md.types + 8;
+        let mut td = self.md.types.saturating_add(8);
         let mut out = Vec::new();
         while td < end && out.len() < MAX_WALK {
-            td = td.next_multiple_of(8);
+            td = match td.checked_next_multiple_of(8) {
+                Some(t) => t,
+                None => break,
+            };
             if td >= end {
                 break;
             }
             match self.descriptor_size(td) {
                 Ok(n) => {
                     out.push(td);
-                    td += n.max(HEADER);
+                    td = td.saturating_add(n.max(HEADER));
                 }
                 Err(_) => break,
             }
@@ -570,8 +577,8 @@ impl<M: MemoryReader> RuntimeTypes<M> {
                 let (i, o) = self.func_counts(addr)?;
                 (i + o) * 8
             }
-            Kind::Interface => self.slice_len(addr + 56, MAX_IMETHODS)? * 8,
-            Kind::Struct => self.slice_len(addr + 56, MAX_FIELDS)? * 24,
+            Kind::Interface => self.slice_len(addr.wrapping_add(56), MAX_IMETHODS)? * 8,
+            Kind::Struct => self.slice_len(addr.wrapping_add(56), MAX_FIELDS)? * 24,
             _ => 0,
         };
         let (unc, mcount) = match self.uncommon(&h)? {
@@ -582,7 +589,7 @@ impl<M: MemoryReader> RuntimeTypes<M> {
     }
 
     fn func_counts(&self, addr: u64) -> Result<(u64, u64), RtypeError> {
-        let b: [u8; 4] = self.read_n(addr + 48)?;
+        let b: [u8; 4] = self.read_n(addr.wrapping_add(48))?;
         Ok((
             u64::from(u16::from_le_bytes([b[0], b[1]])),
             u64::from(u16::from_le_bytes([b[2], b[3]]) & 0x7fff),
@@ -627,12 +634,12 @@ impl<M: MemoryReader> RuntimeTypes<M> {
                         32
                     } else {
                         let methods = self
-                            .slice_len(le64(&b, 0) + 56, MAX_IMETHODS)
+                            .slice_len(le64(&b, 0).wrapping_add(56), MAX_IMETHODS)
                             .unwrap_or(1)
                             .max(1);
                         32 + (methods - 1) * 8
                     };
-                    p += step;
+                    p = p.saturating_add(step);
                     n += 1;
                 }
             }
@@ -696,7 +703,9 @@ impl<M: MemoryReader> RuntimeTypes<M> {
             for i in 0..b.len().saturating_sub(6) {
                 if (b[i] == 0x48 || b[i] == 0x4c) && b[i + 1] == 0x8d && b[i + 2] & 0xc7 == 0x05 {
                     let disp = i32::from_le_bytes([b[i + 3], b[i + 4], b[i + 5], b[i + 6]]);
-                    let target = (base + i as u64 + 7).wrapping_add(disp as i64 as u64);
+                    let target = base
+                        .wrapping_add(i as u64 + 7)
+                        .wrapping_add(disp as i64 as u64);
                     if target.is_multiple_of(8)
                         && self.in_types(target, HEADER)
                         && cands.len() < MAX_WALK
@@ -708,7 +717,7 @@ impl<M: MemoryReader> RuntimeTypes<M> {
         });
         for r in [self.md.noptrdata.clone(), self.md.data.clone()] {
             self.scan_chunks(r, 0, |base, b| {
-                let skip = (base.next_multiple_of(8) - base) as usize;
+                let skip = (base.wrapping_neg() & 7) as usize;
                 for w in b.get(skip..).unwrap_or(&[]).chunks_exact(8) {
                     let target = le64(w, 0);
                     if target.is_multiple_of(8)
@@ -744,7 +753,7 @@ impl<M: MemoryReader> RuntimeTypes<M> {
             if let Ok(b) = self.mem.read_vec(at, len, CHUNK + overlap) {
                 f(at, &b);
             }
-            at += CHUNK;
+            at = at.saturating_add(CHUNK);
         }
     }
 
@@ -772,14 +781,14 @@ impl<M: MemoryReader> RuntimeTypes<M> {
         }
         let linked = |off: u64| {
             self.mem
-                .read_u64(addr + off)
+                .read_u64(addr.wrapping_add(off))
                 .is_ok_and(|e| self.check_desc(e).is_ok())
         };
         let ok = match h.kind {
             Kind::Pointer | Kind::Slice | Kind::Chan | Kind::Array => linked(48),
             Kind::Map => linked(48) && linked(56),
-            Kind::Struct => self.slice_len(addr + 56, MAX_FIELDS).is_ok(),
-            Kind::Interface => self.slice_len(addr + 56, MAX_IMETHODS).is_ok(),
+            Kind::Struct => self.slice_len(addr.wrapping_add(56), MAX_FIELDS).is_ok(),
+            Kind::Interface => self.slice_len(addr.wrapping_add(56), MAX_IMETHODS).is_ok(),
             _ => true,
         };
         ok && (!h.has_uncommon() || self.uncommon(&h).is_ok())
@@ -791,11 +800,19 @@ impl<M: MemoryReader> RuntimeTypes<M> {
         let mut v = Vec::new();
         let rd = |at: u64| self.mem.read_u64(at).ok();
         match h.kind {
-            Kind::Pointer | Kind::Slice | Kind::Chan => v.extend(rd(a + 48)),
-            Kind::Array => v.extend([rd(a + 48), rd(a + 56)].into_iter().flatten()),
-            Kind::Map => v.extend([rd(a + 48), rd(a + 56)].into_iter().flatten()),
+            Kind::Pointer | Kind::Slice | Kind::Chan => v.extend(rd(a.wrapping_add(48))),
+            Kind::Array => v.extend(
+                [rd(a.wrapping_add(48)), rd(a.wrapping_add(56))]
+                    .into_iter()
+                    .flatten(),
+            ),
+            Kind::Map => v.extend(
+                [rd(a.wrapping_add(48)), rd(a.wrapping_add(56))]
+                    .into_iter()
+                    .flatten(),
+            ),
             Kind::Struct => {
-                if let Ok((ptr, len)) = self.slice_ptr_len(a + 56, MAX_FIELDS) {
+                if let Ok((ptr, len)) = self.slice_ptr_len(a.wrapping_add(56), MAX_FIELDS) {
                     if let Ok(raw) = self.mem.read_vec(ptr, len * 24, MAX_FIELDS * 24) {
                         v.extend(raw.chunks_exact(24).map(|c| le64(c, 8)));
                     }
@@ -804,13 +821,16 @@ impl<M: MemoryReader> RuntimeTypes<M> {
             Kind::Func => {
                 if let Ok((i, o)) = self.func_counts(a) {
                     let unc = if h.has_uncommon() { UNCOMMON } else { 0 };
-                    if let Ok(raw) = self.mem.read_vec(a + 56 + unc, (i + o) * 8, 1 << 20) {
+                    if let Ok(raw) =
+                        self.mem
+                            .read_vec(a.wrapping_add(56 + unc), (i + o) * 8, 1 << 20)
+                    {
                         v.extend(raw.chunks_exact(8).map(|c| le64(c, 0)));
                     }
                 }
             }
             Kind::Interface => {
-                if let Ok((ptr, len)) = self.slice_ptr_len(a + 56, MAX_IMETHODS) {
+                if let Ok((ptr, len)) = self.slice_ptr_len(a.wrapping_add(56), MAX_IMETHODS) {
                     if let Ok(raw) = self.mem.read_vec(ptr, len * 8, MAX_IMETHODS * 8) {
                         v.extend(
                             raw.chunks_exact(8)
@@ -870,7 +890,7 @@ impl<M: MemoryReader> RuntimeTypes<M> {
         for short in package_name_guesses(pkg) {
             let want = format!("*{short}.{rest}");
             for cand in self.typelinked_with_string(&want) {
-                let Ok(elem) = self.mem.read_u64(cand + 48) else {
+                let Ok(elem) = self.mem.read_u64(cand.wrapping_add(48)) else {
                     continue;
                 };
                 if self.full_name(elem).is_ok_and(|n| n == name) {
@@ -979,34 +999,34 @@ impl<M: MemoryReader> RuntimeTypes<M> {
         let ptr = |at: u64| self.mem.read_u64(at);
         let shape = match h.kind {
             Kind::Pointer => Shape::Pointer {
-                elem: self.import_rec(ptr(addr + 48)?, table, memo, d, budget)?,
+                elem: self.import_rec(ptr(addr.wrapping_add(48))?, table, memo, d, budget)?,
             },
             Kind::Slice => Shape::Slice {
-                elem: self.import_rec(ptr(addr + 48)?, table, memo, d, budget)?,
+                elem: self.import_rec(ptr(addr.wrapping_add(48))?, table, memo, d, budget)?,
             },
             Kind::Chan => Shape::Chan {
-                elem: self.import_rec(ptr(addr + 48)?, table, memo, d, budget)?,
+                elem: self.import_rec(ptr(addr.wrapping_add(48))?, table, memo, d, budget)?,
             },
             Kind::Array => {
-                let len = self.mem.read_u64(addr + 64)?;
+                let len = self.mem.read_u64(addr.wrapping_add(64))?;
                 Shape::Array {
-                    elem: self.import_rec(ptr(addr + 48)?, table, memo, d, budget)?,
+                    elem: self.import_rec(ptr(addr.wrapping_add(48))?, table, memo, d, budget)?,
                     len,
                 }
             }
             Kind::Map => {
-                let key = self.import_rec(ptr(addr + 48)?, table, memo, d, budget)?;
+                let key = self.import_rec(ptr(addr.wrapping_add(48))?, table, memo, d, budget)?;
                 Shape::Map {
                     key,
-                    elem: self.import_rec(ptr(addr + 56)?, table, memo, d, budget)?,
+                    elem: self.import_rec(ptr(addr.wrapping_add(56))?, table, memo, d, budget)?,
                 }
             }
             Kind::Interface => Shape::Interface {
-                empty: self.slice_len(addr + 56, MAX_IMETHODS)? == 0,
+                empty: self.slice_len(addr.wrapping_add(56), MAX_IMETHODS)? == 0,
             },
             Kind::Func => Shape::Func,
             Kind::Struct => {
-                let (ptr, len) = self.slice_ptr_len(addr + 56, MAX_FIELDS)?;
+                let (ptr, len) = self.slice_ptr_len(addr.wrapping_add(56), MAX_FIELDS)?;
                 let raw = self.mem.read_vec(ptr, len * 24, MAX_FIELDS * 24)?;
                 let mut fields = Vec::with_capacity(len as usize);
                 for c in raw.chunks_exact(24) {
@@ -1096,6 +1116,29 @@ impl<M: MemoryReader> NamedTypes for RuntimeNamedTypes<'_, M> {
     }
 }
 
+/// Why [`check_elf`] could not reach a binary's type metadata.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckElfError {
+    /// No usable pclntab.
+    #[error(transparent)]
+    Pclntab(#[from] crate::pclntab::PclntabError),
+    /// No usable moduledata.
+    #[error(transparent)]
+    ModuleData(#[from] crate::moduledata::ModuleDataError),
+}
+
+/// Runs the whole no-symbols path on a binary — pclntab, moduledata scan, every reachable type
+/// descriptor converted into the model — and reports what it met. Meant for fuzzing and
+/// hostile-input tests: it must return on any input, without panicking and in bounded time.
+pub fn check_elf(elf: &crate::elf::ElfFile) -> Result<CheckReport, CheckElfError> {
+    let pcl = crate::pclntab::Pclntab::from_elf(elf)?;
+    let version = crate::buildinfo::BuildInfo::from_elf(elf)
+        .ok()
+        .and_then(|b| b.version());
+    let md = ModuleData::from_elf(elf, pcl.header_addr(), version.as_ref())?;
+    Ok(RuntimeTypes::new(elf, md, version.as_ref()).check_all())
+}
+
 fn is_basic(k: Kind) -> bool {
     use Kind::*;
     !matches!(
@@ -1155,6 +1198,226 @@ fn package_name_guesses(path: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::SliceMemory;
+
+    const TYPES: u64 = 0x10000;
+    const AREA: usize = 0x280;
+    const INT: usize = 0x100;
+    const T: usize = 0x140;
+    const FIELDS: usize = 0x1c0;
+    const PTR_T: usize = 0x200;
+
+    fn moduledata(types: u64, len: u64, layout: ModuleLayout, typelinks: Vec<i32>) -> ModuleData {
+        ModuleData {
+            addr: 0,
+            layout,
+            pc_header: 0,
+            funcnametab: Default::default(),
+            ftab: Default::default(),
+            minpc: 0,
+            maxpc: 0,
+            text: 0,
+            etext: 0,
+            noptrdata: 0..0,
+            data: 0..0,
+            bss: 0..0,
+            noptrbss: 0..0,
+            end: 0,
+            types,
+            etypes: types + len,
+            rodata: 0,
+            gofunc: 0,
+            epclntab: None,
+            textsectmap: vec![],
+            typelinks,
+            itablinks: vec![],
+            typedesclen: None,
+            itaboffset: None,
+            itabsize: None,
+        }
+    }
+
+    /// A hand-assembled Go 1.21-style type area: `type T struct { A int; B *T }`, `int`, `*T`.
+    fn synthetic_area() -> Vec<u8> {
+        let mut b = vec![0u8; AREA];
+        let mut name_at = 8usize;
+        let mut name = |b: &mut Vec<u8>, flags: u8, s: &str| -> usize {
+            let at = name_at;
+            b[at] = flags;
+            b[at + 1] = s.len() as u8;
+            b[at + 2..at + 2 + s.len()].copy_from_slice(s.as_bytes());
+            name_at += 2 + s.len();
+            at
+        };
+        let (n_t, n_ptr, n_int) = (
+            name(&mut b, 0, "main.T"),
+            name(&mut b, 0, "*main.T"),
+            name(&mut b, 0, "int"),
+        );
+        let (n_a, n_b, n_pkg) = (
+            name(&mut b, 1, "A"),
+            name(&mut b, 1, "B"),
+            name(&mut b, 0, "main"),
+        );
+        let put =
+            |b: &mut Vec<u8>, at: usize, v: u64| b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        let put32 =
+            |b: &mut Vec<u8>, at: usize, v: u32| b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        let header = |b: &mut Vec<u8>,
+                      at: usize,
+                      size: u64,
+                      tflag: u8,
+                      kind: u8,
+                      str_off: usize,
+                      ptr_to_this: usize| {
+            put(b, at, size);
+            b[at + 20] = tflag;
+            b[at + 21] = 8;
+            b[at + 22] = 8;
+            b[at + 23] = kind;
+            put32(b, at + 40, str_off as u32);
+            put32(b, at + 44, ptr_to_this as u32);
+        };
+        let addr = |off: usize| TYPES + off as u64;
+        header(&mut b, INT, 8, tflag::NAMED, 2, n_int, 0);
+        header(
+            &mut b,
+            T,
+            16,
+            tflag::NAMED | tflag::UNCOMMON,
+            25,
+            n_t,
+            PTR_T,
+        );
+        put(&mut b, T + 48, addr(n_pkg));
+        put(&mut b, T + 56, addr(FIELDS));
+        put(&mut b, T + 64, 2);
+        put(&mut b, T + 72, 2);
+        put32(&mut b, T + 80, n_pkg as u32);
+        for (i, (n, ty, off)) in [(n_a, INT, 0u64), (n_b, PTR_T, 8)].into_iter().enumerate() {
+            put(&mut b, FIELDS + 24 * i, addr(n));
+            put(&mut b, FIELDS + 24 * i + 8, addr(ty));
+            put(&mut b, FIELDS + 24 * i + 16, off);
+        }
+        header(&mut b, PTR_T, 8, 0, 22 | KIND_DIRECT_IFACE, n_ptr, 0);
+        put(&mut b, PTR_T + 48, addr(T));
+        b
+    }
+
+    fn synthetic(bytes: Vec<u8>) -> RuntimeTypes<SliceMemory> {
+        let md = moduledata(TYPES, AREA as u64, ModuleLayout::Go120, vec![PTR_T as i32]);
+        RuntimeTypes::new(SliceMemory::new(TYPES, bytes), md, None)
+    }
+
+    #[test]
+    fn a_hand_assembled_type_area_decodes_to_a_recursive_struct() {
+        let rt = synthetic(synthetic_area());
+        let mut table = TypeTable::new();
+        let t = rt.lookup("main.T", &mut table).unwrap();
+        let ty = table.get(t).unwrap();
+        assert_eq!(
+            (ty.name.as_str(), ty.kind, ty.size),
+            ("main.T", Kind::Struct, 16)
+        );
+        let Shape::Struct { fields } = &ty.shape else {
+            panic!("{ty:?}")
+        };
+        assert_eq!(
+            fields
+                .iter()
+                .map(|f| (f.name.as_str(), f.offset))
+                .collect::<Vec<_>>(),
+            [("A", 0), ("B", 8)]
+        );
+        assert_eq!(table.get(fields[0].ty).unwrap().name, "int");
+        assert_eq!(
+            table.get(fields[1].ty).unwrap().shape,
+            Shape::Pointer { elem: t }
+        );
+        assert!(rt.header(TYPES + PTR_T as u64).unwrap().direct_iface);
+        assert_eq!(rt.find("*main.T").unwrap(), TYPES + PTR_T as u64);
+        assert_eq!(
+            rt.check_all(),
+            CheckReport {
+                descriptors: 3,
+                imported: 3,
+                errors: 0
+            }
+        );
+    }
+
+    #[test]
+    fn every_single_byte_corruption_of_the_type_area_gives_errors_not_panics() {
+        let good = synthetic_area();
+        let mut failures = 0;
+        for pos in 0..AREA {
+            for v in [
+                0x00,
+                0xff,
+                good[pos] ^ 0x80,
+                good[pos] ^ 0x01,
+                good[pos].wrapping_add(8),
+            ] {
+                let mut bad = good.clone();
+                bad[pos] = v;
+                let rt = synthetic(bad);
+                let mut table = TypeTable::new();
+                match rt.lookup("main.T", &mut table) {
+                    Ok(id) => assert!(table.get(id).is_some()),
+                    Err(_) => failures += 1,
+                }
+                let report = rt.check_all();
+                assert!(report.descriptors <= AREA / 8, "{report:?}");
+                let _ = rt.find("*main.T");
+                let _ = rt.descriptor_size(TYPES + T as u64);
+            }
+        }
+        // The corruption reached the decoder: many lookups failed (and none panicked or hung).
+        assert!(failures > 50, "only {failures} corruptions were noticed");
+    }
+
+    #[test]
+    fn random_type_areas_and_tables_give_errors_not_panics() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let start = std::time::Instant::now();
+        for round in 0..200 {
+            let len = 256 + (next() % 8192) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let links: Vec<i32> = (0..next() % 64)
+                .map(|_| (next() % (len as u64 + 64)) as i32 - 32)
+                .collect();
+            let mut md = moduledata(TYPES, len as u64, ModuleLayout::Go126, links);
+            if round % 2 == 1 {
+                md.layout = ModuleLayout::Go127;
+                md.typedesclen = Some(next() % (len as u64 * 2));
+                md.itaboffset = Some(next() % len as u64);
+                md.itabsize = Some(next() % len as u64);
+            }
+            md.itablinks = (0..next() % 8)
+                .map(|_| TYPES + next() % len as u64)
+                .collect();
+            let rt = RuntimeTypes::new(SliceMemory::new(TYPES, bytes), md, None);
+            let report = rt.check_all();
+            assert!(report.descriptors <= len / 8 + 1);
+            let mut table = TypeTable::new();
+            assert!(rt.lookup("main.User", &mut table).is_err() || !table.is_empty());
+            let _ = rt.lookup("*net/http.Request", &mut table);
+            for _ in 0..16 {
+                let _ = rt.type_at(TYPES + ((next() % len as u64) & !7), &mut table);
+            }
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "too slow: {:?}",
+            start.elapsed()
+        );
+    }
 
     #[test]
     fn named_type_strings_get_their_full_package_path() {
