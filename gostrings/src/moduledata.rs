@@ -904,6 +904,49 @@ impl GOffsets {
     }
 }
 
+impl GOffsets {
+    /// The offsets from the binary's DWARF description of `runtime.g` and `runtime.m`, or
+    /// `None` when DWARF lacks them.
+    pub fn from_dwarf(dwarf: &crate::dwarf::Dwarf) -> Option<GOffsets> {
+        let mut session = dwarf.types();
+        let mut table = TypeTable::new();
+        let g = session.named("runtime.g", &mut table).ok()??;
+        let m = session.named("runtime.m", &mut table).ok()??;
+        GOffsets::from_layouts(&table, g, m)
+    }
+}
+
+impl crate::binary::GoBinary {
+    /// The binary's moduledata at link-time addresses, found without symbols (see
+    /// [`ModuleData::from_elf`]); the buildinfo version, when known, narrows the layouts tried.
+    pub fn moduledata(&self) -> Result<ModuleData, ModuleDataError> {
+        let version = self.buildinfo.as_ref().and_then(|b| b.version());
+        ModuleData::from_elf(&self.elf, self.pclntab.header_addr(), version.as_ref())
+    }
+
+    /// The runtime type metadata, read from the file at link-time addresses.
+    pub fn runtime_types(&self) -> Result<crate::rtype::RuntimeTypes<ElfFile>, ModuleDataError> {
+        let version = self.buildinfo.as_ref().and_then(|b| b.version());
+        Ok(crate::rtype::RuntimeTypes::new(
+            self.elf.clone(),
+            self.moduledata()?,
+            version.as_ref(),
+        ))
+    }
+
+    /// The `g`/`m` offsets: from `dwarf` when given and complete, otherwise from the table for
+    /// the buildinfo version; `None` when neither applies (no DWARF and an unknown release).
+    pub fn g_offsets(&self, dwarf: Option<&crate::dwarf::Dwarf>) -> Option<GOffsets> {
+        if let Some(g) = dwarf.and_then(GOffsets::from_dwarf) {
+            return Some(g);
+        }
+        if !self.go_version_is_exact() {
+            return None;
+        }
+        GOffsets::for_version(&self.go_version())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -174,3 +174,28 @@ fn g_offsets_table_matches_dwarf_of_runtime_g_and_m() {
         );
     }
 }
+
+#[test]
+fn go_binary_exposes_moduledata_runtime_types_and_g_offsets() {
+    let tc = Toolchain::release("go1.23.12");
+    let stripped =
+        gostrings::GoBinary::open(fixtures::must_build("values", Variant::Stripped, &tc)).unwrap();
+    let md = stripped.moduledata().unwrap();
+    assert_eq!(md.layout, ModuleLayout::Go120);
+    let mut table = TypeTable::new();
+    let user = stripped
+        .runtime_types()
+        .unwrap()
+        .lookup("main.User", &mut table)
+        .unwrap();
+    assert_eq!(table.get(user).unwrap().size, 72);
+    // No DWARF: the table for the buildinfo release (Go 1.23 moved goid to 160).
+    let g = stripped.g_offsets(None).unwrap();
+    assert_eq!((g.goid, g.source), (160, GOffsetsSource::TableVerified));
+    // With DWARF: read from runtime.g itself, same numbers.
+    let full =
+        gostrings::GoBinary::open(fixtures::must_build("values", Variant::Default, &tc)).unwrap();
+    let dwarf = Dwarf::load(&full.elf).unwrap();
+    let g = full.g_offsets(Some(&dwarf)).unwrap();
+    assert_eq!((g.goid, g.source), (160, GOffsetsSource::Dwarf));
+}
