@@ -1149,7 +1149,8 @@ fn is_basic(k: Kind) -> bool {
 
 /// `http.Request` + `net/http` → `net/http.Request`; generic arguments are kept as written.
 fn qualify(s: &str, pkg: &str) -> String {
-    if pkg.is_empty() {
+    // Already qualified by the full path (`go.shape.int`, `main.T` when the path is `main`).
+    if pkg.is_empty() || s.strip_prefix(pkg).is_some_and(|r| r.starts_with('.')) {
         return s.to_owned();
     }
     let head_end = s.find('[').unwrap_or(s.len());
@@ -1428,6 +1429,10 @@ mod tests {
         );
         assert_eq!(qualify("int", ""), "int");
         assert_eq!(qualify("error", ""), "error");
+        assert_eq!(
+            qualify("go.shape.struct { F int }", "go.shape"),
+            "go.shape.struct { F int }"
+        );
     }
 
     #[test]
