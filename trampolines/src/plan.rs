@@ -46,6 +46,10 @@ pub enum Refusal {
     /// preemption point.
     #[error("no stack check at the entry (NOSPLIT or frameless leaf); patching could split a preemption point")]
     NoStackCheck,
+    /// An ABI0 (assembly-ABI) function: it loads g from TLS at its entry, so R14 is not g there
+    /// and the trampoline could not identify the goroutine. Hook its ABIInternal twin instead.
+    #[error("ABI0 function (loads g from TLS at {at:#x}); hook the ABIInternal function it wraps")]
+    Abi0 { at: u64 },
     /// Fewer than 5 bytes of stack check to overwrite. (No known Go shape is this short; kept
     /// so that a future shape cannot slip through.)
     #[error("only {len} bytes of stack check at the entry; a jump needs 5")]
@@ -105,6 +109,7 @@ pub fn plan_entry(f: &DecodedFunction, facts: FunctionFacts<'_>) -> Result<Entry
     let check = prologue::recognise(f).map_err(|m| match m {
         PrologueMismatch::NoStackCheck => Refusal::NoStackCheck,
         PrologueMismatch::Unrecognised { at } => Refusal::UnrecognisedPrologue { at },
+        PrologueMismatch::Abi0 { at } => Refusal::Abi0 { at },
         PrologueMismatch::BadTail { at, why } => Refusal::BadMorestackTail { at, why },
     })?;
     let ins = f.instructions();

@@ -78,6 +78,9 @@ pub struct MorestackTail {
 pub enum PrologueMismatch {
     /// No instruction near the entry compares against `16(R14)`: NOSPLIT or a frameless leaf.
     NoStackCheck,
+    /// An ABI0 function: it loads g from TLS first (`MOVQ FS:-8, R14`, or the PIE form
+    /// `MOVQ $-8, R14; MOVQ FS:(R14), R14`), so R14 is not g at its entry.
+    Abi0 { at: u64 },
     /// A stack guard is read but not in one of the known sequences.
     Unrecognised { at: u64 },
     /// The JBE/JCS target is not a morestack tail of the expected form.
@@ -105,6 +108,14 @@ fn is_jcc(i: &Instruction, m: Mnemonic) -> bool {
 
 fn is_reg(i: &Instruction, op: u32, reg: Register) -> bool {
     i.op_kind(op) == OpKind::Register && i.op_register(op) == reg
+}
+
+/// `MOV R14, FS:[disp]` or `MOV R14, FS:[R14]`: loading g from thread-local storage.
+fn is_tls_g_load(i: &Instruction) -> bool {
+    i.mnemonic() == Mnemonic::Mov
+        && is_reg(i, 0, Register::R14)
+        && i.op1_kind() == OpKind::Memory
+        && i.memory_segment() == Register::FS
 }
 
 /// Recognises the stack check at the entry of `f`.
@@ -176,6 +187,9 @@ pub fn recognise(f: &DecodedFunction) -> Result<StackCheck, PrologueMismatch> {
             }
             _ => Err(PrologueMismatch::Unrecognised { at: i0.ip() }),
         };
+    }
+    if is_tls_g_load(i0) || (is_reg(i0, 0, Register::R14) && at(1).is_some_and(is_tls_g_load)) {
+        return Err(PrologueMismatch::Abi0 { at: i0.ip() });
     }
     // Something reads the stack guard early but not in a known shape (e.g. ABI0 assembly that
     // loads g from TLS first): unrecognised, not "no check".

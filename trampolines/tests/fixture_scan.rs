@@ -25,6 +25,8 @@ struct Tally {
     main_ok: usize,
     /// Functions whose stack-guard read has an unknown form.
     unrecognised: Vec<String>,
+    /// Functions whose bytes do not decode, with the error.
+    undecodable: Vec<String>,
 }
 
 fn reason(r: &Refusal) -> String {
@@ -70,7 +72,14 @@ fn scan(path: &Path) -> Tally {
         let decoded = DecodedFunction::decode(code, f.entry);
         let entry = match &decoded {
             Ok(d) => plan_entry(d, facts),
-            Err(e) => Err(Refusal::Undecodable(e.clone())),
+            // Assembly may embed data in text (crypto/internal/boring/sig.StandardCrypto does);
+            // it is refused before decoding.
+            Err(_) if facts.is_assembly => Err(Refusal::Assembly),
+            Err(e) => {
+                t.undecodable
+                    .push(format!("{} ({} bytes): {e}", f.name, f.size()));
+                Err(Refusal::Undecodable(e.clone()))
+            }
         };
         match &entry {
             Ok(_) => t.entry_ok += 1,
@@ -84,7 +93,8 @@ fn scan(path: &Path) -> Tally {
         if f.name.starts_with("main.") && !f.is_asm() {
             match &entry {
                 Ok(_) => t.main_ok += 1,
-                Err(Refusal::NoStackCheck) => {}
+                // NOSPLIT leaves, and cgo's ABI0 `_Cfunc_` stubs (R14 is not g at their entry).
+                Err(Refusal::NoStackCheck | Refusal::Abi0 { .. }) => {}
                 Err(r) => t.main_refused.push(format!("{}: {r}", f.name)),
             }
         }
@@ -114,10 +124,17 @@ fn scan(path: &Path) -> Tally {
 
 fn check_program(program: &str) {
     for tc in fixtures::toolchains() {
-        let path = fixtures::must_build(program, fixtures::Variant::Default, &tc);
+        check_build(program, fixtures::Variant::Default, &tc);
+    }
+}
+
+fn check_build(program: &str, variant: fixtures::Variant, tc: &fixtures::Toolchain) {
+    {
+        let path = fixtures::must_build(program, variant, tc);
         let t = scan(&path);
         eprintln!(
-            "{program} {}: {} functions, entry hookable {} refused {:?}; RETs patchable {} ({} with async-safe interior) refused {:?}; tail/indirect jumps {}",
+            "{program} {} {}: {} functions, entry hookable {} refused {:?}; RETs patchable {} ({} with async-safe interior) refused {:?}; tail/indirect jumps {}",
+            variant.name(),
             tc.gotoolchain(),
             t.functions,
             t.entry_ok,
@@ -138,6 +155,9 @@ fn check_program(program: &str) {
             t.main_refused
         );
         eprintln!("  unrecognised prologues: {:?}", t.unrecognised);
+        if !t.undecodable.is_empty() {
+            eprintln!("  undecodable: {:?}", t.undecodable);
+        }
         // The only unknown forms are runtime //go:systemstack functions that compare against
         // stackguard1 (24(R14)); never user code.
         assert!(
@@ -146,7 +166,8 @@ fn check_program(program: &str) {
             t.unrecognised
         );
         assert!(t.main_ok >= 1, "main.main at least is hookable");
-        // Every function in the pclntab decodes (the decoder and bounds agree with the compiler).
+        // Every compiled (non-assembly) function in the pclntab decodes: the decoder and the
+        // pclntab bounds agree with the compiler.
         assert_eq!(t.entry_refused.get("Undecodable"), None, "{t:?}");
     }
 }
@@ -195,4 +216,42 @@ fn every_values_function_is_analysed_and_main_functions_are_hookable() {
         return;
     }
     check_program("values");
+}
+
+#[test]
+fn every_torture_function_is_analysed_in_every_toolchain() {
+    if !fixtures::source_dir("torture").is_dir() {
+        eprintln!("fixture `torture` not present; skipped");
+        return;
+    }
+    check_program("torture");
+}
+
+#[test]
+fn cgo_race_and_unoptimised_builds_keep_main_functions_hookable() {
+    if !fixtures::source_dir("torture").is_dir() {
+        eprintln!("fixture `torture` not present; skipped");
+        return;
+    }
+    let tc = fixtures::Toolchain::installed();
+    for variant in [
+        fixtures::Variant::Cgo,
+        fixtures::Variant::Race,
+        fixtures::Variant::NoOpt,
+    ] {
+        check_build("torture", variant, &tc);
+    }
+}
+
+#[test]
+fn a_net_http_server_is_analysed() {
+    if !fixtures::source_dir("httpsvc").is_dir() {
+        eprintln!("fixture `httpsvc` not present; skipped");
+        return;
+    }
+    check_build(
+        "httpsvc",
+        fixtures::Variant::Default,
+        &fixtures::Toolchain::installed(),
+    );
 }

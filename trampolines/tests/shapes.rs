@@ -256,7 +256,7 @@ fn an_interior_boundary_that_is_a_safe_point_is_refused() {
 }
 
 #[test]
-fn unknown_stack_check_forms_are_refused() {
+fn unknown_stack_check_forms_and_abi0_functions_are_refused() {
     // cmp rsp,[r14+10h] followed by JE instead of JBE.
     let code = function(&[0x49, 0x3b, 0x66, 0x10, 0x74, 0], &[(5, 1)], &BODY_121);
     assert_eq!(
@@ -271,10 +271,18 @@ fn unknown_stack_check_forms_are_refused() {
         &[(14, 1)],
         &BODY_121,
     );
-    assert_eq!(
-        plan(&abi0, &[13]),
-        Err(Refusal::UnrecognisedPrologue { at: ENTRY + 9 })
+    assert_eq!(plan(&abi0, &[13]), Err(Refusal::Abi0 { at: ENTRY }));
+    // The PIE/external-link form: 49 c7 c6 f8 ff ff ff  mov r14,-8 ; 64 4d 8b 36  mov r14,fs:[r14]
+    let abi0_pie = function(
+        &[
+            0x49, 0xc7, 0xc6, 0xf8, 0xff, 0xff, 0xff, 0x64, 0x4d, 0x8b, 0x36, 0x49, 0x3b, 0x66,
+            0x10, 0x76, 0,
+        ],
+        &[(16, 1)],
+        &BODY_121,
     );
+    assert_eq!(plan(&abi0_pie, &[15]), Err(Refusal::Abi0 { at: ENTRY }));
+    assert!(Refusal::Abi0 { at: ENTRY }.to_string().contains("ABI0"));
 }
 
 #[test]
