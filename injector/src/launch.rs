@@ -77,7 +77,7 @@ impl Default for LaunchOptions {
     }
 }
 
-/// Starts `program` with `args` (not including argv[0], which is `program`), stdio inherited,
+/// Starts `program` with `args` (not including `argv[0]`, which is `program`), stdio inherited,
 /// and returns it stopped at exec. `program` without a slash is searched in `PATH`.
 pub fn launch(program: &Path, args: &[impl AsRef<OsStr>], timeout: Duration) -> Result<Launched> {
     launch_with(

@@ -158,7 +158,7 @@ impl RingReader {
 
     fn atomic_u64(&self, off: usize) -> &AtomicU64 {
         assert!(
-            off % 8 == 0 && off + 8 <= self.map.len(),
+            off.is_multiple_of(8) && off + 8 <= self.map.len(),
             "layout offsets are 8-aligned and inside the region"
         );
         // SAFETY: `off` is 8-aligned (mmap memory is page aligned) and in bounds (asserted); the

@@ -290,6 +290,7 @@ impl Remote {
     }
 
     /// `mmap(addr, len, prot, flags, fd, offset)` in the target; returns the mapping address.
+    #[allow(clippy::too_many_arguments, reason = "mirrors mmap(2) plus the world")]
     pub fn mmap(
         &self,
         world: &mut World,
