@@ -55,21 +55,41 @@ fn counter(local: &memmap2::MmapMut) -> u64 {
     unsafe { std::ptr::read_volatile(local.as_ptr() as *const u64) }
 }
 
+/// Load bias of the main executable: runtime address minus link-time address.
+fn load_bias(pid: i32, elf: &ElfFile) -> u64 {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let first = maps::read_maps(pid)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.offset == 0 && m.path == exe.to_string_lossy())
+        .expect("mapping of the executable's first page");
+    first.start - (elf.link_base() & !0xfff)
+}
+
 #[test]
 fn hooking_main_step_counts_calls_and_unhooking_restores_the_file_bytes() {
-    let path = spin(Variant::Default);
+    for variant in [Variant::Default, Variant::Pie, Variant::Cgo] {
+        eprintln!("variant {variant:?}");
+        hook_main_step(variant);
+    }
+}
+
+fn hook_main_step(variant: Variant) {
+    let path = spin(variant);
     let elf = ElfFile::open(&path).unwrap();
-    let step = elf.symbol("main.step").expect("main.step symbol").value;
-    let window = elf.bytes_at(step, 16).unwrap();
-    let k = displaced_len(window, step);
+    let step_link = elf.symbol("main.step").expect("main.step symbol").value;
+    let window = elf.bytes_at(step_link, 16).unwrap();
+    let k = displaced_len(window, step_link);
     let original = window[..k].to_vec();
 
     let mut target = start_spin(
-        Variant::Default,
+        variant,
         &["-workers=2"],
         &[("GODEBUG", "asyncpreemptoff=1")],
     );
     let pid = target.pid();
+    let bias = load_bias(pid, &elf);
+    let step = step_link + bias;
 
     // Attach, map the trampoline region and the shared counter, install the hook.
     let mut world = World::stop(pid, AttachOptions::default()).unwrap();
@@ -124,10 +144,10 @@ fn hooking_main_step_counts_calls_and_unhooking_restores_the_file_bytes() {
     assert!(c1 > 1000 && c2 > c1, "hook counts calls: {c1}, {c2}");
     assert!(target.alive());
 
-    // Unhook under a fresh stop-the-world and compare the whole text with the file.
-    let mut world = World::stop(pid, AttachOptions::default()).unwrap();
-    set.revert(&mut world, None).unwrap();
-    world.detach().unwrap();
+    // Unhook the way the CLI does on exit (a fresh stop-the-world) and compare the whole text
+    // with the file.
+    set.revert_in(AttachOptions::default()).unwrap();
+    assert!(!set.is_applied());
     std::thread::sleep(Duration::from_millis(50));
     let c3 = counter(&shared.local);
     std::thread::sleep(Duration::from_millis(100));
@@ -139,7 +159,7 @@ fn hooking_main_step_counts_calls_and_unhooking_restores_the_file_bytes() {
     let text_section = elf.section(".text").unwrap();
     let in_file = elf.section_data(text_section).unwrap();
     let in_memory = ProcessMemory::new(pid)
-        .read_vec(text_section.addr, in_file.len())
+        .read_vec(text_section.addr + bias, in_file.len())
         .unwrap();
     assert!(
         in_memory == in_file,
