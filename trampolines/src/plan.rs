@@ -36,6 +36,16 @@ pub struct EntryPlan {
     pub indirect_jumps: usize,
 }
 
+impl EntryPlan {
+    /// The instructions the patch overwrites (a prefix of [`EntryPlan::replicated`]); the
+    /// injector keeps their original bytes to unpatch.
+    pub fn displaced(&self) -> &[Instruction] {
+        let end = self.entry + self.patch_len as u64;
+        let n = self.replicated.iter().take_while(|i| i.ip() < end).count();
+        &self.replicated[..n]
+    }
+}
+
 /// Why a function's entry is not hooked. `Display` says it in a user's words.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Refusal {

@@ -170,6 +170,7 @@ fn huge_shape_patches_mov_and_sub_and_keeps_the_underflow_branch() {
     assert_eq!(p.resume, ENTRY + 26);
     assert_eq!(p.underflow, Some(p.morestack));
     assert_eq!(p.replicated.len(), 5);
+    assert_eq!(p.displaced().len(), 2);
 }
 
 #[test]
