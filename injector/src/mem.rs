@@ -57,6 +57,14 @@ impl ProcessMemory {
         }
     }
 
+    /// The same, with `/proc/<pid>/mem` writes disabled: every write goes through
+    /// `PTRACE_POKEDATA` (for systems booted with `proc_mem.force_override=never`, and to test
+    /// that path).
+    pub fn poke_only(mut self) -> Self {
+        self.mem = None;
+        self
+    }
+
     /// The process.
     pub fn pid(&self) -> i32 {
         self.pid

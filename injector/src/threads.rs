@@ -646,6 +646,16 @@ impl World {
         // A thread that never reported its stop cannot be detached; give it one more chance.
         let _ = self.wait_until_stopped(Instant::now() + Duration::from_millis(200));
         let mut first_err = None;
+        // A thread that is still running cannot be detached; it stays traced (with our interrupt
+        // pending) until gohook exits. Say so instead of pretending.
+        if let Some((&tid, _)) = self.threads.iter().find(|(_, t)| t.stop.is_none()) {
+            first_err = Some(Error::Timeout {
+                pid: self.pid,
+                tid,
+                what: "stop so it can be detached",
+                after: Duration::from_millis(200),
+            });
+        }
         let tids: Vec<i32> = self.threads.keys().copied().collect();
         for tid in tids {
             if let Err(e) = self.resume_thread(tid, true) {

@@ -224,5 +224,19 @@ fn patching_refuses_bytes_that_are_not_the_expected_originals() {
     world.memory().write_bytes(func, &[0xcc; 5]).unwrap();
     set.revert(&mut world, None).unwrap();
     assert_eq!(world.memory().read_vec(func, 5).unwrap(), before);
+
+    // The PTRACE_POKEDATA fallback writes read-only text just as well, preserving the
+    // neighbouring bytes of each word.
+    let poke = world.memory().poke_only();
+    let around = poke.read_vec(func - 3, 11).unwrap();
+    assert_eq!(
+        poke.write_bytes(func, &[0xcc; 5]).unwrap(),
+        injector::mem::WriteMethod::PokeData
+    );
+    let mut expect = around.clone();
+    expect[3..8].fill(0xcc);
+    assert_eq!(poke.read_vec(func - 3, 11).unwrap(), expect);
+    poke.write_bytes(func, &before).unwrap();
+    assert_eq!(poke.read_vec(func - 3, 11).unwrap(), around);
     world.detach().unwrap();
 }
