@@ -59,6 +59,10 @@ pub enum ExitRefusal {
     /// A RET with an immediate, or a teardown of an unknown form.
     #[error("epilogue of an unknown form")]
     Unrecognised,
+    /// The function has no stack check (NOSPLIT with a frame, or ABI0): nothing guarantees the
+    /// stack the exit trampoline pushes below SP at its RET.
+    #[error("function has no stack check: the exit trampoline's stack use is not guaranteed")]
+    NoStackCheck,
 }
 
 /// One way out of a function.
@@ -103,10 +107,13 @@ fn is_mov_rbp_from_stack(i: &Instruction) -> bool {
 }
 
 /// Plans the epilogue ending at instruction `ret_idx` (a RET).
+/// `checked`: the function starts with a recognised stack check, so at any RET at least
+/// StackGuard (928) bytes are free below SP — the room the exit trampoline pushes need.
 fn plan_return(
     f: &DecodedFunction,
     ret_idx: usize,
     up: &dyn UnsafePoints,
+    checked: bool,
 ) -> Result<ExitPlan, ExitRefusal> {
     let ins = f.instructions();
     let ret = &ins[ret_idx];
@@ -133,6 +140,9 @@ fn plan_return(
     if let Some((from, to)) = f.branch_into(start, ret.next_ip()) {
         return Err(ExitRefusal::BranchInto { from, to });
     }
+    if !checked {
+        return Err(ExitRefusal::NoStackCheck);
+    }
     let async_safe_boundaries = ins[first + 1..=ret_idx]
         .iter()
         .map(|i| i.ip())
@@ -149,13 +159,17 @@ fn plan_return(
 }
 
 /// Every exit of `f`: each RET with its plan or refusal, and the tail jumps that leave it.
+///
+/// RETs of functions without a recognised stack check are refused ([`ExitRefusal::NoStackCheck`]):
+/// a NOSPLIT function's RET may sit within bytes of the stack's end.
 pub fn exits(f: &DecodedFunction, up: &dyn UnsafePoints) -> Vec<Exit> {
+    let checked = crate::prologue::recognise(f).is_ok();
     let mut out = Vec::new();
     for (idx, i) in f.instructions().iter().enumerate() {
         match i.flow_control() {
             FlowControl::Return => out.push(Exit::Return {
                 ret: i.ip(),
-                plan: plan_return(f, idx, up),
+                plan: plan_return(f, idx, up, checked),
             }),
             FlowControl::UnconditionalBranch
                 if i.op0_kind() == OpKind::NearBranch64 && !f.contains(i.near_branch_target()) =>

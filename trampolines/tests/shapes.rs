@@ -354,6 +354,20 @@ fn go119_epilogue_mov_add_ret_is_patchable() {
 }
 
 #[test]
+fn returns_of_functions_without_a_stack_check_are_refused() {
+    // A NOSPLIT function with a frame: 55 push rbp; 48 89 e5 mov rbp,rsp; 48 83 ec 10 sub rsp,10h;
+    // 48 83 c4 10 add rsp,10h; 5d pop rbp; c3 ret — its RET may be close to the stack's end.
+    let nosplit = BODY_121;
+    assert_eq!(
+        exit_list(&nosplit, &[]),
+        vec![Exit::Return {
+            ret: ENTRY + 13,
+            plan: Err(ExitRefusal::NoStackCheck)
+        }]
+    );
+}
+
+#[test]
 fn unpatchable_returns_say_why() {
     // Frameless leaf RET.
     let leaf = [0x48, 0x01, 0xd8, 0xc3];
