@@ -115,6 +115,12 @@ impl GoBinary {
         self.elf.has_dwarf()
     }
 
+    /// Loads and indexes the DWARF (function parameters with entry locations, Go types). This
+    /// decompresses and walks every compile unit, so keep the result rather than calling again.
+    pub fn dwarf(&self) -> Result<crate::dwarf::Dwarf, crate::dwarf::DwarfError> {
+        crate::dwarf::Dwarf::load(&self.elf)
+    }
+
     /// Addresses of Go code, from the first function's entry to the end of Go text.
     pub fn text_range(&self) -> Range<u64> {
         self.pclntab.text_range()
