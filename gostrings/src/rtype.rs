@@ -11,7 +11,7 @@
 //! Layout facts per release (go-runtime.md §5): the 48-byte header is the same since Go 1.17;
 //! `DirectIface` moved from `Kind_` to `TFlag` in 1.26; struct field offsets are plain since 1.19
 //! (`offset<<1 | embedded` before); map descriptors are classic (≤1.23, 88 bytes), swiss
-//! (1.24 – 1.26, 112 bytes) or 1.27's (128 bytes) — detected from the descriptor itself.
+//! (1.24 – 1.26, 112 bytes) or 1.27's (136 bytes) — detected from the descriptor itself.
 //!
 //! Everything read is hostile: descriptors must lie in the module's type area, counts and
 //! lengths are capped before anything is allocated, and walks are bounded by visited sets.
@@ -403,11 +403,11 @@ impl<M: MemoryReader> RuntimeTypes<M> {
 
     /// Map descriptors: classic `{Key, Elem, Bucket, Hasher, u8, u8, u16, u32}` (88 bytes),
     /// swiss `{Key, Elem, Group, Hasher, GroupSize, SlotSize, ElemOff, Flags}` (112) or Go 1.27
-    /// `{…, GroupSize, KeysOff, KeyStride, ElemsOff, ElemStride, ElemOff, Flags}` (128). Swiss
+    /// `{…, GroupSize, KeysOff, KeyStride, ElemsOff, ElemStride, ElemOff, Flags}` (136). Swiss
     /// descriptors store `GroupSize == Group.Size_` at +80; classic ones store small bytes there.
     fn map_desc_size(&self, addr: u64) -> Result<u64, RtypeError> {
         if self.md.layout >= ModuleLayout::Go127 {
-            return Ok(128);
+            return Ok(136);
         }
         let b: [u8; 40] = self.read_n(addr.wrapping_add(48))?;
         let group = le64(&b, 16);

@@ -248,6 +248,21 @@ fn typelinked_descriptors_are_sorted_by_type_string() {
             "{tc:?}: typelinked descriptors are not sorted"
         );
         assert!(strings.iter().any(|s| s == "*main.User"), "{tc:?}");
+        if let Some(len) = rt.moduledata().typedesclen {
+            // Go 1.27: the walk over back-to-back descriptors ends exactly at typedesclen, so
+            // every descriptor size (maps, funcs, structs with methods…) was computed right.
+            let last = *rt.typelinked().last().unwrap();
+            let end = (last + rt.descriptor_size(last).unwrap()).next_multiple_of(8);
+            assert_eq!(
+                end,
+                rt.moduledata().types + len,
+                "{tc:?}: the descriptor walk stopped early"
+            );
+            assert!(
+                strings.iter().any(|s| s.starts_with("map["))
+                    && strings.iter().any(|s| s.starts_with("struct {"))
+            );
+        }
     }
 }
 
@@ -326,4 +341,37 @@ fn unknown_names_are_reported_not_guessed() {
     let err = rt.lookup("main.NoSuchType", &mut table).unwrap_err();
     assert!(err.to_string().contains("main.NoSuchType"), "{err}");
     assert!(table.is_empty());
+}
+
+/// `net/http.Header` is a named map type with methods: its package path sits in the uncommon
+/// part after the map descriptor, whose size differs between classic (≤1.23), swiss (1.24–1.26)
+/// and 1.27 maps.
+#[test]
+fn named_map_types_resolve_on_classic_and_swiss_map_layouts() {
+    for tc in fixtures::toolchains() {
+        let rt = runtime_types(&fixtures::must_build("httpsvc", Variant::Stripped, &tc));
+        let mut table = TypeTable::new();
+        let header = rt
+            .lookup("net/http.Header", &mut table)
+            .unwrap_or_else(|e| panic!("{tc:?}: {e}"));
+        let t = table.get(header).unwrap();
+        assert_eq!((t.kind, t.size), (Kind::Map, 8), "{tc:?}");
+        let Shape::Map { key, elem } = t.shape else {
+            panic!("{tc:?}: {t:?}")
+        };
+        assert_eq!(table.get(key).unwrap().name, "string");
+        assert_eq!(table.get(elem).unwrap().name, "[]string");
+        assert_eq!(
+            rt.pkg_path(rt.find("net/http.Header").unwrap()).unwrap(),
+            "net/http"
+        );
+    }
+}
+
+#[test]
+fn layouts_read_the_same_in_pie_cgo_and_externally_linked_builds() {
+    for variant in [Variant::Pie, Variant::Cgo, Variant::PieExternal] {
+        let exe = fixtures::must_build("values", variant, &Toolchain::installed());
+        assert_layouts_match_offsetof(&exe, variant.name());
+    }
 }
