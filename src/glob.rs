@@ -1,20 +1,38 @@
 //! Shell-style patterns for Go function names: `*` matches any run of characters — including
-//! `/`, `.`, `(` and `*` — and `?` exactly one; everything else is literal. So `main.*`,
-//! `net/http.(*Client).*` and `*.ServeHTTP` select what a user expects, and the `[` of generic
-//! instantiations (`main.Map[...]`) needs no escaping.
+//! `/`, `.`, `(` and `*` — and `?` exactly one; `\` makes the next character literal; everything
+//! else is literal. So `main.*`, `net/http.(*Client).*` and `*.ServeHTTP` select what a user
+//! expects, and the `[` of generic instantiations (`main.Map[...]`) needs no escaping. The `*`
+//! of a pointer receiver is a wildcard too (`(*Client)` also matches `(*http2Client)`); write
+//! `(\*Client)` to match only the literal receiver.
 
 /// A compiled pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Glob {
-    pattern: Vec<char>,
+    pattern: Vec<Tok>,
+}
+
+/// One pattern element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tok {
+    Star,
+    AnyOne,
+    Lit(char),
 }
 
 impl Glob {
     /// Compiles `pattern`; every string is a valid pattern.
     pub fn new(pattern: &str) -> Self {
-        Glob {
-            pattern: pattern.chars().collect(),
+        let mut toks = Vec::new();
+        let mut chars = pattern.chars();
+        while let Some(c) = chars.next() {
+            toks.push(match c {
+                '*' => Tok::Star,
+                '?' => Tok::AnyOne,
+                '\\' => Tok::Lit(chars.next().unwrap_or('\\')),
+                c => Tok::Lit(c),
+            });
         }
+        Glob { pattern: toks }
     }
 
     /// True when the whole of `name` matches.
@@ -27,10 +45,11 @@ impl Glob {
         let (mut ti, mut pi) = (0usize, 0usize);
         let mut star: Option<(usize, usize)> = None;
         while ti < text.len() {
-            if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == text[ti])) {
+            let here = p.get(pi).copied();
+            if here == Some(Tok::AnyOne) || here == Some(Tok::Lit(text[ti])) {
                 ti += 1;
                 pi += 1;
-            } else if pi < p.len() && p[pi] == '*' {
+            } else if here == Some(Tok::Star) {
                 star = Some((pi, ti));
                 pi += 1;
             } else if let Some((sp, st)) = star {
@@ -41,7 +60,7 @@ impl Glob {
                 return false;
             }
         }
-        p[pi..].iter().all(|&c| c == '*')
+        p[pi..].iter().all(|&t| t == Tok::Star)
     }
 }
 
@@ -76,6 +95,15 @@ mod tests {
         assert!(m("main.Map[go.shape.int]", "main.Map[go.shape.int]"));
         assert!(!m("main.step", "main.stepper"));
         assert!(!m("main", "main.step"));
+    }
+
+    #[test]
+    fn a_backslash_makes_the_receiver_star_literal() {
+        assert!(m("net/http.(*Client).Do", "net/http.(*http2Client).Do"));
+        assert!(!m("net/http.(\\*Client).Do", "net/http.(*http2Client).Do"));
+        assert!(m("net/http.(\\*Client).*", "net/http.(*Client).Do"));
+        assert!(m("a\\?", "a?"));
+        assert!(!m("a\\?", "ab"));
     }
 
     #[test]
