@@ -90,6 +90,32 @@ fn struct_layouts_from_go_1_19_runtime_metadata_equal_unsafe_offsetof() {
     assert_layouts_match_offsetof(&dir.join("values-stripped"), "go1.19 stripped");
 }
 
+/// Go 1.18 encodes struct field offsets as `offset<<1 | embedded`; the buildinfo version tells
+/// the reader. Needs a Go 1.18 download, so it runs with `GOHOOK_FULL_MATRIX=1` only.
+#[test]
+fn struct_layouts_from_go_1_18_runtime_metadata_equal_unsafe_offsetof() {
+    if std::env::var("GOHOOK_FULL_MATRIX").map_or(true, |v| v != "1") {
+        eprintln!("Go 1.18 check skipped: set GOHOOK_FULL_MATRIX=1");
+        return;
+    }
+    let Some(dir) = rtype_support::build_with_old_go("go1.18.10", "1.18") else {
+        return;
+    };
+    assert_layouts_match_offsetof(&dir.join("values"), "go1.18 default");
+    assert_layouts_match_offsetof(&dir.join("values-stripped"), "go1.18 stripped");
+    let rt = runtime_types(&dir.join("values-stripped"));
+    assert_eq!(
+        rt.moduledata().layout,
+        gostrings::moduledata::ModuleLayout::Go118
+    );
+    let mut table = TypeTable::new();
+    let derived = rt.lookup("main.Derived", &mut table).unwrap();
+    let Shape::Struct { fields } = &table.get(derived).unwrap().shape else {
+        panic!()
+    };
+    assert!(fields[0].embedded && !fields[1].embedded);
+}
+
 #[test]
 fn embedded_fields_and_recursive_types_are_modelled() {
     for tc in fixtures::toolchains() {

@@ -2,24 +2,33 @@
 
 #![allow(dead_code)]
 
-/// Builds the values fixture with Go 1.19 (its go.mod says 1.21, so a copy saying 1.19 is
-/// built), cached under target/fixtures by the source's hash. `None`, with a note, when Go 1.19
-/// cannot be fetched on this machine.
+/// Builds the values fixture with Go 1.19 (see [`build_with_old_go`]).
 pub fn build_with_go119() -> Option<std::path::PathBuf> {
+    build_with_old_go("go1.19.13", "1.19")
+}
+
+/// Builds the values fixture with an old release (its go.mod says 1.21, so a copy saying
+/// `go_mod_version` is built), cached under target/fixtures by the source's hash. `None`, with
+/// a note, when the release cannot be fetched on this machine.
+pub fn build_with_old_go(release: &str, go_mod_version: &str) -> Option<std::path::PathBuf> {
     use std::hash::{Hash, Hasher};
     let src = std::fs::read(fixtures::source_dir("values").join("main.go")).unwrap();
     let mut h = std::collections::hash_map::DefaultHasher::new();
     src.hash(&mut h);
     let dir = fixtures::workspace_root()
         .join("target/fixtures")
-        .join(format!("values-go1.19.13-{:016x}", h.finish()));
+        .join(format!("values-{release}-{:016x}", h.finish()));
     if dir.join("values").is_file() && dir.join("values-stripped").is_file() {
         return Some(dir);
     }
     let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     std::fs::write(tmp.join("main.go"), &src).unwrap();
-    std::fs::write(tmp.join("go.mod"), "module values\n\ngo 1.19\n").unwrap();
+    std::fs::write(
+        tmp.join("go.mod"),
+        format!("module values\n\ngo {go_mod_version}\n"),
+    )
+    .unwrap();
     for (out, flags) in [
         ("values", vec![]),
         ("values-stripped", vec!["-ldflags=-s -w"]),
@@ -32,7 +41,7 @@ pub fn build_with_go119() -> Option<std::path::PathBuf> {
             .args(flags)
             .arg("main.go")
             .current_dir(&tmp)
-            .env("GOTOOLCHAIN", "go1.19.13")
+            .env("GOTOOLCHAIN", release)
             .env("CGO_ENABLED", "0")
             .env("GOFLAGS", "-buildvcs=false")
             .output()
@@ -41,10 +50,10 @@ pub fn build_with_go119() -> Option<std::path::PathBuf> {
             let err = String::from_utf8_lossy(&run.stderr);
             let _ = std::fs::remove_dir_all(&tmp);
             if err.contains("toolchain") || err.contains("download") {
-                eprintln!("skipping Go 1.19: {err}");
+                eprintln!("skipping {release}: {err}");
                 return None;
             }
-            panic!("go1.19 build failed: {err}");
+            panic!("{release} build failed: {err}");
         }
     }
     if std::fs::rename(&tmp, &dir).is_err() {
