@@ -94,6 +94,9 @@ const MAX_FIELDS: u64 = 1 << 16;
 const MAX_IMETHODS: u64 = 1 << 16;
 /// Most descriptors visited by a walk of the whole type graph.
 const MAX_WALK: usize = 1 << 20;
+/// Deepest nesting one import recurses into before adding shells (by-value containment cannot
+/// be cyclic in Go, so only hostile input gets near this).
+const MAX_LEVEL: usize = 48;
 /// Deepest chain of unnamed composite types spelled out in a name (`*[]map[K]*V`…).
 const MAX_NAME_DEPTH: usize = 32;
 
@@ -153,8 +156,11 @@ pub struct Name {
 /// Limits for converting descriptors into a [`TypeTable`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImportLimits {
-    /// Types deeper than this below the requested one are added as [`Shape::Opaque`] shells
-    /// (name, kind and size only); import them later with [`RuntimeTypes::type_at`].
+    /// Pointer, slice, map and chan hops followed below the requested type (struct fields and
+    /// array elements are always followed: the ABI needs by-value parts whole). Beyond, types
+    /// are shells — name, kind, size; structs and arrays [`Shape::Opaque`], pointers, slices,
+    /// maps and chans with shell elements — to be imported later with
+    /// [`RuntimeTypes::type_at`].
     pub max_depth: usize,
     /// Most types one import adds before the rest become shells.
     pub max_types: usize,
@@ -947,7 +953,7 @@ impl<M: MemoryReader> RuntimeTypes<M> {
         limits: ImportLimits,
     ) -> Result<TypeId, RtypeError> {
         let mut budget = limits.max_types;
-        self.import_rec(addr, table, memo, limits.max_depth, &mut budget)
+        self.import_rec(addr, table, memo, limits.max_depth, 0, &mut budget)
     }
 
     fn import_rec(
@@ -956,6 +962,7 @@ impl<M: MemoryReader> RuntimeTypes<M> {
         table: &mut TypeTable,
         memo: &mut ImportMemo,
         depth: usize,
+        level: usize,
         budget: &mut usize,
     ) -> Result<TypeId, RtypeError> {
         if let Some(&id) = memo.full.get(&addr) {
@@ -975,13 +982,8 @@ impl<M: MemoryReader> RuntimeTypes<M> {
             },
         };
         let composite = !matches!(shell.shape, Shape::Basic);
-        if composite && (depth == 0 || *budget == 0) {
-            if let Some(&id) = memo.shells.get(&addr) {
-                return Ok(id);
-            }
-            let id = table.add(shell);
-            memo.shells.insert(addr, id);
-            return Ok(id);
+        if composite && (depth == 0 || *budget == 0 || level >= MAX_LEVEL) {
+            return self.shell(addr, table, memo, true);
         }
         *budget = budget.saturating_sub(1);
         let id = match memo.shells.remove(&addr) {
@@ -995,30 +997,47 @@ impl<M: MemoryReader> RuntimeTypes<M> {
         if !composite {
             return Ok(id);
         }
-        let d = depth - 1;
+        // Indirections (pointer, slice, map, chan elements) use up depth; by-value parts
+        // (struct fields, array elements) do not, since the ABI needs them whole.
+        let (d, l) = (depth - 1, level + 1);
         let ptr = |at: u64| self.mem.read_u64(at);
         let shape = match h.kind {
             Kind::Pointer => Shape::Pointer {
-                elem: self.import_rec(ptr(addr.wrapping_add(48))?, table, memo, d, budget)?,
+                elem: self.import_rec(ptr(addr.wrapping_add(48))?, table, memo, d, l, budget)?,
             },
             Kind::Slice => Shape::Slice {
-                elem: self.import_rec(ptr(addr.wrapping_add(48))?, table, memo, d, budget)?,
+                elem: self.import_rec(ptr(addr.wrapping_add(48))?, table, memo, d, l, budget)?,
             },
             Kind::Chan => Shape::Chan {
-                elem: self.import_rec(ptr(addr.wrapping_add(48))?, table, memo, d, budget)?,
+                elem: self.import_rec(ptr(addr.wrapping_add(48))?, table, memo, d, l, budget)?,
             },
             Kind::Array => {
                 let len = self.mem.read_u64(addr.wrapping_add(64))?;
                 Shape::Array {
-                    elem: self.import_rec(ptr(addr.wrapping_add(48))?, table, memo, d, budget)?,
+                    elem: self.import_rec(
+                        ptr(addr.wrapping_add(48))?,
+                        table,
+                        memo,
+                        depth,
+                        l,
+                        budget,
+                    )?,
                     len,
                 }
             }
             Kind::Map => {
-                let key = self.import_rec(ptr(addr.wrapping_add(48))?, table, memo, d, budget)?;
+                let key =
+                    self.import_rec(ptr(addr.wrapping_add(48))?, table, memo, d, l, budget)?;
                 Shape::Map {
                     key,
-                    elem: self.import_rec(ptr(addr.wrapping_add(56))?, table, memo, d, budget)?,
+                    elem: self.import_rec(
+                        ptr(addr.wrapping_add(56))?,
+                        table,
+                        memo,
+                        d,
+                        l,
+                        budget,
+                    )?,
                 }
             }
             Kind::Interface => Shape::Interface {
@@ -1031,7 +1050,7 @@ impl<M: MemoryReader> RuntimeTypes<M> {
                 let mut fields = Vec::with_capacity(len as usize);
                 for c in raw.chunks_exact(24) {
                     let n = self.name_at(le64(c, 0))?;
-                    let ty = self.import_rec(le64(c, 8), table, memo, d, budget)?;
+                    let ty = self.import_rec(le64(c, 8), table, memo, depth, l, budget)?;
                     let raw_off = le64(c, 16);
                     let (offset, embedded) = if self.offset_anon {
                         (raw_off >> 1, raw_off & 1 != 0)
@@ -1059,6 +1078,63 @@ impl<M: MemoryReader> RuntimeTypes<M> {
             _ => Shape::Basic,
         };
         table.set(id, GoType { shape, ..shell });
+        Ok(id)
+    }
+
+    /// A type added without following its structure: name, kind, size and alignment; basic
+    /// types are complete, interfaces and funcs get their shape, structs and arrays are
+    /// [`Shape::Opaque`]. With `expand`, pointers, slices, chans and maps get their shape with
+    /// shell elements, so they stay usable (register-assignable) as the 8- or 24-byte values
+    /// they are.
+    fn shell(
+        &self,
+        addr: u64,
+        table: &mut TypeTable,
+        memo: &mut ImportMemo,
+        expand: bool,
+    ) -> Result<TypeId, RtypeError> {
+        if let Some(&id) = memo.full.get(&addr).or_else(|| memo.shells.get(&addr)) {
+            return Ok(id);
+        }
+        let h = self.header(addr)?;
+        let mut ty = GoType {
+            name: self.full_name(addr)?,
+            kind: h.kind,
+            size: h.size,
+            align: u64::from(h.align),
+            shape: Shape::Basic,
+        };
+        if is_basic(h.kind) {
+            let id = table.add(ty);
+            memo.full.insert(addr, id);
+            return Ok(id);
+        }
+        ty.shape = match h.kind {
+            Kind::Interface => Shape::Interface {
+                empty: self.slice_len(addr.wrapping_add(56), MAX_IMETHODS)? == 0,
+            },
+            Kind::Func => Shape::Func,
+            _ => Shape::Opaque,
+        };
+        let id = table.add(ty.clone());
+        memo.shells.insert(addr, id);
+        if expand && matches!(h.kind, Kind::Pointer | Kind::Slice | Kind::Chan | Kind::Map) {
+            let first = self.mem.read_u64(addr.wrapping_add(48))?;
+            let first = self.shell(first, table, memo, false)?;
+            let shape = match h.kind {
+                Kind::Pointer => Shape::Pointer { elem: first },
+                Kind::Slice => Shape::Slice { elem: first },
+                Kind::Chan => Shape::Chan { elem: first },
+                _ => {
+                    let elem = self.mem.read_u64(addr.wrapping_add(56))?;
+                    Shape::Map {
+                        key: first,
+                        elem: self.shell(elem, table, memo, false)?,
+                    }
+                }
+            };
+            table.set(id, GoType { shape, ..ty });
+        }
         Ok(id)
     }
 

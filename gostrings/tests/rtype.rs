@@ -401,3 +401,55 @@ fn layouts_read_the_same_in_pie_cgo_and_externally_linked_builds() {
         assert_layouts_match_offsetof(&exe, variant.name());
     }
 }
+
+/// Past the depth limit, pointers stay pointers (8 bytes, register-assignable) whose element is
+/// a named shell; by-value fields are still expanded.
+#[test]
+fn depth_limited_imports_keep_pointers_usable_and_elements_named() {
+    use gostrings::rtype::{ImportLimits, ImportMemo};
+    let rt = runtime_types(&fixtures::must_build(
+        "httpsvc",
+        Variant::Stripped,
+        &Toolchain::installed(),
+    ));
+    let mut table = TypeTable::new();
+    let addr = rt.find("net/http.Request").unwrap();
+    let limits = ImportLimits {
+        max_depth: 1,
+        ..Default::default()
+    };
+    let req = rt
+        .import(addr, &mut table, &mut ImportMemo::default(), limits)
+        .unwrap();
+    let Shape::Struct { fields } = &table.get(req).unwrap().shape else {
+        panic!()
+    };
+    let field = |name: &str| {
+        table
+            .get(fields.iter().find(|f| f.name == name).unwrap().ty)
+            .unwrap()
+    };
+    let Shape::Pointer { elem } = field("URL").shape else {
+        panic!("{:?}", field("URL"))
+    };
+    let url = table.get(elem).unwrap();
+    assert_eq!(
+        (url.name.as_str(), url.kind, &url.shape),
+        ("net/url.URL", Kind::Struct, &Shape::Opaque)
+    );
+    assert!(url.size > 0);
+    assert!(matches!(field("Header").shape, Shape::Map { .. }));
+    assert!(matches!(
+        field("Body").shape,
+        Shape::Interface { empty: false }
+    ));
+    // A signature taking the request by pointer is register-assignable.
+    let mut named = rt.named_types();
+    let sig = gostrings::signature::parse(
+        "func(w net/http.ResponseWriter, r *net/http.Request)",
+        &mut named,
+        &mut table,
+    )
+    .unwrap();
+    assert_eq!(table.get(sig.params[1].ty).unwrap().size, 8);
+}
