@@ -28,5 +28,7 @@ pub use buildinfo::{BuildInfo, BuildInfoError, Module};
 pub use elf::{ElfError, ElfFile};
 pub use gotype::{Field, GoType, Kind, Shape, TypeId, TypeTable};
 pub use memory::{MemError, MemoryReader, SliceMemory};
+pub use moduledata::{GOffsets, ModuleData};
 pub use pclntab::{Func, Pclntab, PclntabError, UnsafePoint};
+pub use rtype::RuntimeTypes;
 pub use version::GoVersion;
