@@ -178,3 +178,9 @@ fn httpsvc_function_table_matches_debug_gosym_on_every_variant() {
     };
     compare_program("httpsvc", &toolchains);
 }
+
+#[test]
+fn go_1_19_layout_matches_debug_gosym() {
+    // The 0xfffffff0 layout (Go 1.18–1.19): no startLine, textStart always in the header.
+    compare_program("spin", &[Toolchain::release("go1.19.13")]);
+}
