@@ -169,6 +169,9 @@ impl World {
     /// until `/proc/<pid>/task` lists nothing new.
     fn stop_all(&mut self) -> Result<()> {
         let deadline = Instant::now() + self.opts.timeout;
+        // Every tid handled in this call, including zombies and threads that exited: a tid that
+        // stays listed in /proc without ever becoming traceable must not count as new forever.
+        let mut seen: std::collections::BTreeSet<i32> = self.threads.keys().copied().collect();
         loop {
             let tids = match procfs::tasks(self.pid) {
                 Ok(t) => t,
@@ -179,19 +182,34 @@ impl World {
             };
             let mut new = false;
             for tid in tids {
-                if self.threads.contains_key(&tid) {
+                if !seen.insert(tid) || self.threads.contains_key(&tid) {
                     continue;
                 }
                 new = true;
                 self.seize_one(tid)?;
             }
+            seen.extend(self.threads.keys().copied());
             self.wait_until_stopped(deadline)?;
             if !new {
                 break;
             }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    pid: self.pid,
+                    tid: self.pid,
+                    what: "stop creating threads",
+                    after: self.opts.timeout,
+                });
+            }
         }
         if self.threads.is_empty() {
-            return Err(Error::NoSuchProcess { pid: self.pid });
+            return match Status::read(self.pid, None) {
+                Ok(s) if matches!(s.state(), 'Z' | 'X') => {
+                    Err(self.exited("zombie, not yet reaped by its parent"))
+                }
+                Ok(_) => Err(Error::NoSuchProcess { pid: self.pid }),
+                Err(e) => Err(e),
+            };
         }
         self.stop_latency = self
             .first_interrupt

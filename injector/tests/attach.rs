@@ -272,6 +272,26 @@ fn a_dead_pid_is_reported_as_no_such_process() {
     ));
 }
 
+#[test]
+fn an_exited_but_unreaped_process_is_reported_as_exited_without_hanging() {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id() as i32;
+    // Wait until it is a zombie, without reaping it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while injector::procfs::Status::read(pid, None).unwrap().state() != 'Z' {
+        assert!(std::time::Instant::now() < deadline, "child never exited");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let started = std::time::Instant::now();
+    let err = World::stop(pid, AttachOptions::default()).unwrap_err();
+    child.wait().unwrap();
+    assert!(
+        matches!(err, Error::ProcessExited { pid: p, .. } if p == pid),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
 /// Helper run in a child process by the tests below (ignored in normal runs): attaches to
 /// `GOHOOK_TEST_PID`, prints the outcome, and holds the attachment until stdin closes.
 #[test]
