@@ -1279,6 +1279,16 @@ fn resolve_location(raw: RawLocation, table: &TypeTable, ty: TypeId) -> EntryLoc
         }
         RawLocation::Pieces(p) => p,
     };
+    let covered = pieces
+        .iter()
+        .fold(0u64, |a, (_, size)| a.saturating_add(*size));
+    if covered > type_size {
+        // Go 1.21 sometimes repeats a piece (`RAX piece 8, RAX piece 8, RBX, RCX` for a slice):
+        // no offset can be trusted then.
+        return EntryLocation::Unsupported(format!(
+            "pieces cover {covered} bytes of a {type_size}-byte value"
+        ));
+    }
     let has_reg = pieces.iter().any(|(l, _)| matches!(l, PieceLoc::Reg(_)));
     let has_mem = pieces.iter().any(|(l, _)| matches!(l, PieceLoc::Mem(_)));
     match (has_reg, has_mem) {
