@@ -53,13 +53,11 @@ pub enum ModuleDataError {
     #[error("ambiguous moduledata: valid candidates at {0:x?}")]
     Ambiguous(Vec<u64>),
     /// The moduledata at a given address is inconsistent with the pclntab or the binary.
-    #[error("moduledata at {addr:#x} is not valid for the {layout:?} layout: {reason}")]
+    #[error("moduledata at {addr:#x} is not valid: {reason}")]
     Invalid {
         /// Address examined.
         addr: u64,
-        /// Layout tried.
-        layout: ModuleLayout,
-        /// The first failed invariant.
+        /// The first failed invariant of each layout tried.
         reason: String,
     },
     /// A table the moduledata points at (typelinks, itablinks) could not be read.
@@ -523,15 +521,8 @@ impl ModuleData {
         version: Option<&GoVersion>,
     ) -> Result<Self, ModuleDataError> {
         let hdr = PcHeader::read(mem, pc_header)?;
-        Self::validate_any(mem, addr, &hdr, space, version).map_err(|reason| {
-            ModuleDataError::Invalid {
-                addr,
-                layout: version
-                    .and_then(ModuleLayout::for_version)
-                    .unwrap_or(ModuleLayout::Go127),
-                reason,
-            }
-        })
+        Self::validate_any(mem, addr, &hdr, space, version)
+            .map_err(|reason| ModuleDataError::Invalid { addr, reason })
     }
 
     fn parse<M: MemoryReader + ?Sized>(

@@ -56,6 +56,23 @@ fn scanned_moduledata_is_runtime_firstmoduledata_on_every_toolchain_and_link_mod
             )
             .unwrap();
             assert_eq!(f.md, by_symbol, "{what}: fields differ from the symbol's");
+            // The invariants reject a moduledata read at the wrong place or with the wrong layout.
+            let space = SearchSpace::from_elf(&f.elf);
+            let shifted = ModuleData::at(&f.elf, sym.value + 8, f.md.pc_header, &space, None);
+            assert!(
+                shifted.is_err(),
+                "{what}: a misaligned moduledata was accepted"
+            );
+            for wrong in ModuleLayout::ALL.iter().filter(|&&l| l != f.md.layout) {
+                let v = match wrong {
+                    ModuleLayout::Go118 => gostrings::GoVersion::new(1, 19, 0),
+                    ModuleLayout::Go120 => gostrings::GoVersion::new(1, 22, 0),
+                    ModuleLayout::Go126 => gostrings::GoVersion::new(1, 26, 0),
+                    ModuleLayout::Go127 => gostrings::GoVersion::new(1, 27, 0),
+                };
+                let r = ModuleData::at(&f.elf, sym.value, f.md.pc_header, &space, Some(&v));
+                assert!(r.is_err(), "{what}: accepted with the {wrong:?} layout");
+            }
             // The layout was inferred without the version: it must be the release's.
             assert_eq!(
                 Some(f.md.layout),
