@@ -195,18 +195,64 @@ pub fn launch_with(
     Ok(Launched { pid, world })
 }
 
+/// Exit statuses of our children that a [`World`] consumed while it was waiting on their threads
+/// (we are parent and tracer of a launched program, so its exit can be reaped by either wait).
+static REAPED: std::sync::Mutex<Vec<(i32, ExitStatus)>> = std::sync::Mutex::new(Vec::new());
+
+/// Remembers an exit status reaped by the tracer's waits, for [`wait_exit`].
+pub(crate) fn remember_exit(pid: i32, status: &WaitStatus) {
+    let st = match *status {
+        WaitStatus::Exited(_, code) => ExitStatus::Exited(code),
+        WaitStatus::Signaled(_, sig, core) => ExitStatus::Signaled {
+            signal: sig as i32,
+            core_dumped: core,
+        },
+        _ => return,
+    };
+    if let Ok(mut v) = REAPED.lock() {
+        v.retain(|(p, _)| *p != pid);
+        v.push((pid, st));
+    }
+}
+
+fn take_remembered(pid: i32) -> Option<ExitStatus> {
+    let mut v = REAPED.lock().ok()?;
+    let i = v.iter().position(|(p, _)| *p == pid)?;
+    Some(v.swap_remove(i).1)
+}
+
+fn exit_status(status: WaitStatus) -> Option<ExitStatus> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(ExitStatus::Exited(code)),
+        WaitStatus::Signaled(_, sig, core) => Some(ExitStatus::Signaled {
+            signal: sig as i32,
+            core_dumped: core,
+        }),
+        _ => None,
+    }
+}
+
 /// Waits (blocking) for a launched child that has been detached, and reports how it ended.
+/// Also answers for a child whose exit was already reaped while gohook was attached to it.
 pub fn wait_exit(pid: i32) -> Result<ExitStatus> {
     loop {
+        if let Some(st) = take_remembered(pid) {
+            return Ok(st);
+        }
         match waitpid(Pid::from_raw(pid), None) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(ExitStatus::Exited(code)),
-            Ok(WaitStatus::Signaled(_, sig, core)) => {
-                return Ok(ExitStatus::Signaled {
-                    signal: sig as i32,
-                    core_dumped: core,
-                })
+            Ok(status) => {
+                if let Some(st) = exit_status(status) {
+                    return Ok(st);
+                }
             }
-            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(Errno::EINTR) => {}
+            Err(Errno::ECHILD) => {
+                return take_remembered(pid).ok_or(Error::Wait {
+                    pid,
+                    tid: pid,
+                    errno: Errno::ECHILD,
+                });
+            }
             Err(errno) => {
                 return Err(Error::Wait {
                     pid,
@@ -220,13 +266,11 @@ pub fn wait_exit(pid: i32) -> Result<ExitStatus> {
 
 /// Non-blocking variant of [`wait_exit`]: `None` while it still runs.
 pub fn try_wait_exit(pid: i32) -> Result<Option<ExitStatus>> {
+    if let Some(st) = take_remembered(pid) {
+        return Ok(Some(st));
+    }
     match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-        Ok(WaitStatus::Exited(_, code)) => Ok(Some(ExitStatus::Exited(code))),
-        Ok(WaitStatus::Signaled(_, sig, core)) => Ok(Some(ExitStatus::Signaled {
-            signal: sig as i32,
-            core_dumped: core,
-        })),
-        Ok(_) => Ok(None),
+        Ok(status) => Ok(exit_status(status)),
         Err(Errno::EINTR) => Ok(None),
         Err(errno) => Err(Error::Wait {
             pid,

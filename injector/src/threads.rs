@@ -336,6 +336,7 @@ impl World {
             WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
                 if tid == self.pid {
                     self.threads.remove(&tid);
+                    crate::launch::remember_exit(tid, &status);
                     return Err(self.exited(&describe(&status)));
                 }
                 self.threads.remove(&tid);
