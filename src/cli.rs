@@ -31,6 +31,59 @@ pub enum Command {
         override_usage = "gohook funcs [OPTIONS] <BINARY> [GLOB]...\n       gohook funcs [OPTIONS] --pid <PID> [GLOB]..."
     )]
     Funcs(FuncsArgs),
+    /// Start a Go program with hooks installed before its first instruction; its output passes
+    /// through and gohook exits with its exit status.
+    #[command(override_usage = "gohook run [HOOK OPTIONS] -- PROGRAM [ARGS]...")]
+    Run(RunArgs),
+    /// Hook a running Go process until it exits, SIGINT/SIGTERM, or --duration; then restore
+    /// every original byte and detach.
+    Attach(AttachArgs),
+}
+
+/// What to hook and where the spans go (`run` and `attach`).
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// Hook every hookable function matching GLOB (repeatable; same patterns as `funcs`).
+    #[arg(short = 'f', long = "func", value_name = "GLOB", required = true)]
+    pub funcs: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "pretty")]
+    pub format: crate::trace::Format,
+    /// Write spans to FILE instead of standard error.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Hook function entries only: cheaper, but spans then have no duration.
+    #[arg(long)]
+    pub no_exit: bool,
+    /// Records per thread ring (power of two). Bursts larger than a ring are dropped and
+    /// counted; raise this when the summary reports drops.
+    #[arg(long, value_name = "N", default_value_t = crate::engine::DEFAULT_RING_SLOTS)]
+    pub ring_slots: u32,
+}
+
+/// Arguments of `gohook run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// What to hook and where the spans go.
+    #[command(flatten)]
+    pub hook: HookArgs,
+    /// The program and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// Arguments of `gohook attach`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The process to hook.
+    #[arg(long, value_name = "PID")]
+    pub pid: i32,
+    /// Stop after SECONDS (fractions allowed), restore the code and detach.
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// What to hook and where the spans go.
+    #[command(flatten)]
+    pub hook: HookArgs,
 }
 
 /// Arguments of `gohook info`.

@@ -50,6 +50,7 @@ impl TscClock {
     }
 
     /// A clock with a known rate, for tests.
+    #[cfg(test)]
     pub fn fixed(anchor_tsc: u64, anchor_ns: u64, ns_per_tick: f64) -> Self {
         TscClock {
             anchor_tsc,
@@ -95,11 +96,6 @@ impl TscClock {
         ns.clamp(0, u64::MAX as i128) as u64
     }
 
-    /// Converts a number of ticks into nanoseconds.
-    pub fn ticks_to_ns(&self, ticks: u64) -> u64 {
-        (ticks as f64 * self.ns_per_tick) as u64
-    }
-
     /// Converts nanoseconds into ticks.
     pub fn ns_to_ticks(&self, ns: u64) -> u64 {
         if self.ns_per_tick <= 0.0 {
@@ -119,7 +115,6 @@ mod tests {
         assert_eq!(c.to_unix_ns(1_000_000), 5_000_000_000);
         assert_eq!(c.to_unix_ns(1_000_200), 5_000_000_100);
         assert_eq!(c.to_unix_ns(999_800), 4_999_999_900);
-        assert_eq!(c.ticks_to_ns(2_000), 1_000);
         assert_eq!(c.ns_to_ticks(1_000), 2_000);
     }
 

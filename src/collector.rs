@@ -145,6 +145,7 @@ impl<S: SpanSink> Collector<S> {
     }
 
     /// Counters so far.
+    #[cfg(test)]
     pub fn stats(&self) -> Stats {
         Stats {
             orphan_exits: self.pairer.orphan_exits(),

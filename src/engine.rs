@@ -53,8 +53,6 @@ const TRAMPOLINE_BUDGET: u64 = 768;
 
 /// What was installed, and how to read and remove it.
 pub struct Installed {
-    /// The target.
-    pub pid: i32,
     /// The patches (for removal).
     pub patches: PatchSet,
     /// The ring consumer.
@@ -79,24 +77,6 @@ pub fn g_offsets(bin: &GoBinary) -> Result<GOffsets> {
         .ok_or_else(|| anyhow!("hooks need Go 1.21 to 1.27; this binary was built with {v}"))
 }
 
-/// The load bias of a running process: where its first executable mapping is, minus where the
-/// ELF says the text is. 0 for fixed-address binaries.
-pub fn load_bias(pid: i32, bin: &GoBinary) -> Result<u64> {
-    if !bin.is_pie() {
-        return Ok(0);
-    }
-    let (start, _) = injector::region::main_text(pid).context("finding the program's text")?;
-    let link_exec = bin
-        .elf
-        .segments
-        .iter()
-        .filter(|s| s.flags & 1 != 0)
-        .map(|s| s.vaddr & !0xfff)
-        .min()
-        .ok_or_else(|| anyhow!("the ELF file has no executable segment"))?;
-    Ok(start.wrapping_sub(link_exec))
-}
-
 /// Installs `plans` (made at this process's run-time addresses) into the stopped `world`.
 /// `proven_clear(pcs)` must say whether no parked goroutine can resume at any of `pcs`; exit
 /// sites whose interior boundaries are not proven clear are skipped with a reason.
@@ -106,6 +86,7 @@ pub fn install(
     bias: u64,
     plans: &[HookPlan],
     layout: RingLayout,
+    with_exits: bool,
     mut proven_clear: impl FnMut(&mut World, &[u64]) -> Result<bool>,
 ) -> Result<Installed> {
     let pid = world.pid();
@@ -135,7 +116,7 @@ pub fn install(
     let mut chosen: Vec<Vec<&crate::hookplan::ExitSite>> = Vec::new();
     for p in plans {
         let mut mine = Vec::new();
-        for site in &p.exits {
+        for site in p.exits.iter().filter(|_| with_exits) {
             if site.needs_goroutine_proof {
                 let pcs = &site.plan.async_safe_boundaries;
                 if !proven_clear(world, pcs)? {
@@ -151,7 +132,7 @@ pub fn install(
             }
             mine.push(site);
         }
-        for (at, why) in &p.exit_refusals {
+        for (at, why) in p.exit_refusals.iter().filter(|_| with_exits) {
             exits_skipped.push((p.func.name.clone(), format!("exit at {at:#x}: {why}")));
         }
         chosen.push(mine);
@@ -215,7 +196,6 @@ pub fn install(
     }
     let report = patches.apply(world, Some(&remote)).context("patching")?;
     Ok(Installed {
-        pid,
         patches,
         ring,
         functions: plans.iter().map(|p| p.func.name.clone()).collect(),

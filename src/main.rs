@@ -3,9 +3,7 @@
 //! This file only parses the command line, dispatches, and turns any error into one line on
 //! stderr (`gohook: <message>`) and a non-zero exit status.
 
-mod cli;
-mod commands;
-mod glob;
+use gohook::{cli, commands};
 
 use std::process::ExitCode;
 

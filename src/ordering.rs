@@ -78,13 +78,9 @@ impl<R> Reorder<R> {
     }
 
     /// Number of records held.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.heap.len()
-    }
-
-    /// True when nothing is held.
-    pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
     }
 }
 

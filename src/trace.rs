@@ -43,6 +43,8 @@ pub struct HookOptions {
     pub output: Option<PathBuf>,
     /// Records per thread ring (power of two).
     pub ring_slots: u32,
+    /// Hook returns too (durations, results); `false` hooks entries only.
+    pub exits: bool,
 }
 
 /// Either sink, writing to a file or standard error.
@@ -97,6 +99,12 @@ fn announce(pid: i32, sel: &Selection, inst: &Installed, pause: Duration) {
         if inst.exits_patched == 1 { "" } else { "s" },
         pause.as_secs_f64() * 1e3,
     );
+    if inst.threads_moved > 0 {
+        msg.push_str(&format!(
+            "; {} thread(s) stepped out of patch sites",
+            inst.threads_moved
+        ));
+    }
     if !sel.refused.is_empty() {
         msg.push_str(&format!(
             "; {} matched function(s) refused",
@@ -169,7 +177,10 @@ pub fn run(program: &Path, args: &[OsString], opts: &HookOptions) -> Result<i32>
             target.bias,
             &sel.hooks,
             layout,
-            |_, _| Ok(false),
+            opts.exits,
+            // At the exec stop the Go runtime has not started: no goroutine exists yet, so none
+            // can be parked inside an epilogue and every exit site is safe to patch.
+            |_, _| Ok(true),
         )?;
         Ok((sel, inst, started.elapsed()))
     })();
@@ -248,6 +259,7 @@ pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Resul
         target.bias,
         &sel.hooks,
         layout,
+        opts.exits,
         |_, _| Ok(false),
     );
     let pause = started.elapsed();

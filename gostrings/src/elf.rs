@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use goblin::elf::header::{EM_X86_64, ET_DYN};
 use goblin::elf::program_header::PT_LOAD;
-use goblin::elf::section_header::{SHF_ALLOC, SHF_COMPRESSED, SHF_EXECINSTR, SHF_WRITE, SHT_NOBITS};
+use goblin::elf::section_header::{
+    SHF_ALLOC, SHF_COMPRESSED, SHF_EXECINSTR, SHF_WRITE, SHT_NOBITS,
+};
 
 use crate::memory::{MemError, MemoryReader};
 
@@ -167,14 +169,22 @@ impl ElfFile {
     /// Opens and parses the file at `path` (memory-mapped).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ElfError> {
         let path = path.as_ref();
-        let io = |source| ElfError::Io { path: path.to_owned(), source };
+        let io = |source| ElfError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let file = File::open(path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
         if meta.is_dir() {
-            return Err(io(std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory")));
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory",
+            )));
         }
         if meta.len() == 0 {
-            return Err(ElfError::Empty { path: path.to_owned() });
+            return Err(ElfError::Empty {
+                path: path.to_owned(),
+            });
         }
         let map = map_file(&file).map_err(io)?;
         let mut elf = Self::parse(Backing::Mapped(map))?;
@@ -185,7 +195,9 @@ impl ElfFile {
     /// Parses an ELF image held in memory (used by tests and fuzzing).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, ElfError> {
         if bytes.is_empty() {
-            return Err(ElfError::Empty { path: PathBuf::from("<memory>") });
+            return Err(ElfError::Empty {
+                path: PathBuf::from("<memory>"),
+            });
         }
         Self::parse(Backing::Owned(bytes))
     }
@@ -299,7 +311,9 @@ impl ElfFile {
 
     /// The section containing virtual address `addr`.
     pub fn section_at(&self, addr: u64) -> Option<&Section> {
-        self.sections.iter().find(|s| s.is_alloc() && s.vm_range().contains(&addr))
+        self.sections
+            .iter()
+            .find(|s| s.is_alloc() && s.vm_range().contains(&addr))
     }
 
     /// File bytes backing `[addr, addr+len)` in the link-time address space, if the whole range
@@ -353,7 +367,10 @@ impl ElfFile {
 /// Bytes past a segment's `filesz` (zero-filled `.bss`) read as zero.
 impl MemoryReader for ElfFile {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        let fault = MemError::Unmapped { addr, len: buf.len() };
+        let fault = MemError::Unmapped {
+            addr,
+            len: buf.len(),
+        };
         let seg = self
             .segments
             .iter()
@@ -392,19 +409,28 @@ mod tests {
 
     #[test]
     fn empty_input_is_reported_as_empty() {
-        assert!(matches!(ElfFile::from_bytes(vec![]), Err(ElfError::Empty { .. })));
+        assert!(matches!(
+            ElfFile::from_bytes(vec![]),
+            Err(ElfError::Empty { .. })
+        ));
     }
 
     #[test]
     fn text_is_not_elf() {
-        assert!(matches!(ElfFile::from_bytes(b"#!/bin/sh\necho hi\n".to_vec()), Err(ElfError::NotElf)));
+        assert!(matches!(
+            ElfFile::from_bytes(b"#!/bin/sh\necho hi\n".to_vec()),
+            Err(ElfError::NotElf)
+        ));
     }
 
     #[test]
     fn truncated_header_is_malformed() {
         let mut b = b"\x7fELF\x02\x01\x01".to_vec();
         b.resize(20, 0);
-        assert!(matches!(ElfFile::from_bytes(b), Err(ElfError::Malformed(_))));
+        assert!(matches!(
+            ElfFile::from_bytes(b),
+            Err(ElfError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -70,9 +70,32 @@ impl Kind {
     pub fn from_abi(n: u8) -> Option<Kind> {
         use Kind::*;
         const ALL: [Kind; 26] = [
-            Bool, Int, Int8, Int16, Int32, Int64, Uint, Uint8, Uint16, Uint32, Uint64, Uintptr,
-            Float32, Float64, Complex64, Complex128, Array, Chan, Func, Interface, Map, Pointer,
-            Slice, String, Struct, UnsafePointer,
+            Bool,
+            Int,
+            Int8,
+            Int16,
+            Int32,
+            Int64,
+            Uint,
+            Uint8,
+            Uint16,
+            Uint32,
+            Uint64,
+            Uintptr,
+            Float32,
+            Float64,
+            Complex64,
+            Complex128,
+            Array,
+            Chan,
+            Func,
+            Interface,
+            Map,
+            Pointer,
+            Slice,
+            String,
+            Struct,
+            UnsafePointer,
         ];
         ALL.get(usize::from(n).checked_sub(1)?).copied()
     }
@@ -121,7 +144,10 @@ impl Kind {
     /// True for signed and unsigned integers, including `uintptr`.
     pub fn is_integer(self) -> bool {
         use Kind::*;
-        matches!(self, Int | Int8 | Int16 | Int32 | Int64 | Uint | Uint8 | Uint16 | Uint32 | Uint64 | Uintptr)
+        matches!(
+            self,
+            Int | Int8 | Int16 | Int32 | Int64 | Uint | Uint8 | Uint16 | Uint32 | Uint64 | Uintptr
+        )
     }
 
     /// True for signed integers.
@@ -250,7 +276,10 @@ impl TypeTable {
 
     /// The first type with this exact name.
     pub fn by_name(&self, name: &str) -> Option<TypeId> {
-        self.types.iter().position(|t| t.name == name).map(|i| TypeId(i as u32))
+        self.types
+            .iter()
+            .position(|t| t.name == name)
+            .map(|i| TypeId(i as u32))
     }
 
     /// Number of types.
@@ -265,7 +294,10 @@ impl TypeTable {
 
     /// All types with their ids.
     pub fn iter(&self) -> impl Iterator<Item = (TypeId, &GoType)> {
-        self.types.iter().enumerate().map(|(i, t)| (TypeId(i as u32), t))
+        self.types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (TypeId(i as u32), t))
     }
 }
 

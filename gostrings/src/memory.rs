@@ -93,7 +93,10 @@ impl SliceMemory {
 
 impl MemoryReader for SliceMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        let fault = || MemError::Unmapped { addr, len: buf.len() };
+        let fault = || MemError::Unmapped {
+            addr,
+            len: buf.len(),
+        };
         let start = addr.checked_sub(self.base).ok_or_else(fault)?;
         let start = usize::try_from(start).map_err(|_| fault())?;
         let end = start.checked_add(buf.len()).ok_or_else(fault)?;
@@ -120,7 +123,10 @@ mod tests {
     #[test]
     fn read_vec_refuses_absurd_lengths_before_allocating() {
         let m = SliceMemory::new(0, vec![0; 16]);
-        assert!(matches!(m.read_vec(0, 1 << 40, 1 << 20), Err(MemError::TooLarge { .. })));
+        assert!(matches!(
+            m.read_vec(0, 1 << 40, 1 << 20),
+            Err(MemError::TooLarge { .. })
+        ));
         assert_eq!(m.read_vec(0, 16, 16).unwrap().len(), 16);
     }
 }

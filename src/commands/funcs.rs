@@ -11,6 +11,7 @@ use super::hex;
 use super::target::Target;
 use crate::cli::FuncsArgs;
 use crate::glob::{any_match, Glob};
+use crate::hookplan;
 
 /// One `--json` line. `entry`/`end` are hex strings (live addresses with --pid).
 #[derive(Debug, Serialize)]
@@ -25,6 +26,10 @@ struct FuncLine<'a> {
     flag: u8,
     /// `abi.FuncID`: non-zero for special runtime functions.
     func_id: u8,
+    /// Whether `gohook run`/`attach` can hook the function's entry.
+    hookable: bool,
+    /// Why not, when it cannot.
+    refusal: Option<String>,
 }
 
 /// Runs `gohook funcs`.
@@ -46,6 +51,7 @@ pub fn run(args: &FuncsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         shown += 1;
         let (entry, end) = (t.live(f.entry), t.live(f.end));
+        let verdict = hookplan::assess(&t.binary, &f, t.bias);
         if args.json {
             let line = FuncLine {
                 name: &f.name,
@@ -56,6 +62,8 @@ pub fn run(args: &FuncsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 line: f.line,
                 flag: f.flag,
                 func_id: f.func_id,
+                hookable: verdict.refusal().is_none(),
+                refusal: verdict.refusal().map(str::to_owned),
             };
             serde_json::to_writer(&mut *out, &line)?;
             writeln!(out)?;
@@ -65,7 +73,16 @@ pub fn run(args: &FuncsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 (Some(file), None) => file.clone(),
                 _ => "?".to_owned(),
             };
-            writeln!(out, "{entry:#014x} {:>7} {} {pos}", f.size(), f.name)?;
+            let hook = match verdict.refusal() {
+                None => "hookable".to_owned(),
+                Some(why) => format!("not hookable: {why}"),
+            };
+            writeln!(
+                out,
+                "{entry:#014x} {:>7} {} {pos} [{hook}]",
+                f.size(),
+                f.name
+            )?;
         }
     }
     if shown == 0 && !globs.is_empty() {

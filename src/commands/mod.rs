@@ -1,6 +1,7 @@
 //! One module per subcommand, plus `target` (opening a binary or a running process's binary).
 
 pub mod funcs;
+pub mod hook;
 pub mod info;
 pub mod target;
 
@@ -13,6 +14,15 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Info(args) => info::run(&args, &mut out),
         Command::Funcs(args) => funcs::run(&args, &mut out),
+        Command::Run(args) => {
+            drop(out);
+            let code = hook::run(&args)?;
+            std::process::exit(code);
+        }
+        Command::Attach(args) => {
+            drop(out);
+            return hook::attach(&args);
+        }
     }?;
     std::io::Write::flush(&mut out)?;
     Ok(())
