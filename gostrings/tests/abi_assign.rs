@@ -98,7 +98,7 @@ fn arrays_of_zero_or_one_element_are_registers_longer_ones_the_stack() {
 
 #[test]
 fn floats_beyond_x14_go_to_the_stack() {
-    let fifteen = vec!["float64"; 15].join(", ");
+    let fifteen = ["float64"; 15].join(", ");
     let l = layout(&format!("func({fifteen}, float32, complex128)"));
     assert_eq!(l.params[14], regs(&[(X14, 0, 8)]));
     assert_eq!(l.params[15], stack(8));
@@ -166,7 +166,7 @@ fn stack_arguments_are_aligned_to_their_type() {
     assert_eq!(l.param_spills, vec![Some(48), None, Some(49)]);
     assert_eq!(l.spill_size, 8);
     // Two uint8 on the stack pack; an int32 after them aligns to 4.
-    let nine = vec!["int"; 9].join(", ");
+    let nine = ["int"; 9].join(", ");
     let l = layout(&format!("func({nine}, a uint8, b uint8, c int32)"));
     assert_eq!(
         (

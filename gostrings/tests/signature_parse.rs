@@ -50,7 +50,7 @@ impl NamedTypes for Known {
     }
 }
 
-fn ty<'t>(table: &'t TypeTable, id: TypeId) -> &'t GoType {
+fn ty(table: &TypeTable, id: TypeId) -> &GoType {
     table.get(id).unwrap()
 }
 
