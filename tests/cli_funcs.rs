@@ -19,6 +19,15 @@ fn funcs_text_gives_entry_size_name_and_source_position() {
     ]));
     let mut names = Vec::new();
     for line in text.lines() {
+        // entry size name file:line [hookable | not hookable: why]
+        let (line, verdict) = line
+            .split_once(" [")
+            .unwrap_or_else(|| panic!("no hook verdict: {line:?}"));
+        assert!(
+            verdict.ends_with(']')
+                && (verdict.starts_with("hookable") || verdict.starts_with("not hookable: ")),
+            "{verdict:?}"
+        );
         let cols: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(cols.len(), 4, "entry size name file:line: {line:?}");
         let entry = u64::from_str_radix(cols[0].trim_start_matches("0x"), 16).unwrap();
