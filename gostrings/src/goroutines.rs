@@ -346,7 +346,11 @@ impl AllgsLocation {
 
     /// Reads the g pointers: `allglen` then `allgptr` when both are known (the runtime's own
     /// lock-free order), else the `allgs` slice header.
-    pub fn read_gs(&self, mem: &dyn MemoryReader, load_bias: u64) -> Result<Vec<u64>, GoroutineError> {
+    pub fn read_gs(
+        &self,
+        mem: &dyn MemoryReader,
+        load_bias: u64,
+    ) -> Result<Vec<u64>, GoroutineError> {
         let (ptr, len, len_addr) = match (self.allglen, self.allgptr) {
             (Some(l), Some(p)) => {
                 let la = l.wrapping_add(load_bias);
@@ -371,7 +375,12 @@ impl AllgsLocation {
     }
 }
 
-fn read_ptr_array(mem: &dyn MemoryReader, ptr: u64, len: u64, len_addr: u64) -> Result<Vec<u64>, GoroutineError> {
+fn read_ptr_array(
+    mem: &dyn MemoryReader,
+    ptr: u64,
+    len: u64,
+    len_addr: u64,
+) -> Result<Vec<u64>, GoroutineError> {
     if len > MAX_GOROUTINES {
         return Err(GoroutineError::TooMany {
             addr: len_addr,
@@ -457,7 +466,11 @@ fn check_g(g: &RawG) -> Result<(), String> {
 }
 
 /// Reads and checks every g; the list must hold the main goroutine (goid 1).
-fn read_checked_gs(mem: &dyn MemoryReader, layout: &GLayout, ptrs: &[u64]) -> Result<Vec<RawG>, GoroutineError> {
+fn read_checked_gs(
+    mem: &dyn MemoryReader,
+    layout: &GLayout,
+    ptrs: &[u64],
+) -> Result<Vec<RawG>, GoroutineError> {
     let mut out = Vec::with_capacity(ptrs.len());
     for (index, &addr) in ptrs.iter().enumerate() {
         if addr == 0 || addr % 8 != 0 {
@@ -472,10 +485,17 @@ fn read_checked_gs(mem: &dyn MemoryReader, layout: &GLayout, ptrs: &[u64]) -> Re
             addr,
             reason: e.to_string(),
         })?;
-        check_g(&g).map_err(|reason| GoroutineError::BadG { index, addr, reason })?;
+        check_g(&g).map_err(|reason| GoroutineError::BadG {
+            index,
+            addr,
+            reason,
+        })?;
         out.push(g);
     }
-    if !out.iter().any(|g| g.goid == 1 && !is_dead(g.status & !G_SCAN)) {
+    if !out
+        .iter()
+        .any(|g| g.goid == 1 && !is_dead(g.status & !G_SCAN))
+    {
         return Err(GoroutineError::NoMainGoroutine { count: out.len() });
     }
     Ok(out)
@@ -559,7 +579,10 @@ fn solve_allgs(
     cands: &BTreeSet<u64>,
 ) -> Result<Option<AllgsLocation>, GoroutineError> {
     let word = |a: u64| mem.read_u64(a.wrapping_add(load_bias)).ok();
-    let values: Vec<(u64, u64)> = cands.iter().filter_map(|&a| word(a).map(|v| (a, v))).collect();
+    let values: Vec<(u64, u64)> = cands
+        .iter()
+        .filter_map(|&a| word(a).map(|v| (a, v)))
+        .collect();
     let mut found: Vec<AllgsLocation> = Vec::new();
     for &s in cands {
         let (Some(ptr), Some(len), Some(cap)) = (word(s), word(s + 8), word(s + 16)) else {
@@ -569,12 +592,22 @@ fn solve_allgs(
             continue;
         }
         let outside = |a: u64| !(s..s + 24).contains(&a);
-        let lens: Vec<u64> = values.iter().filter(|&&(a, v)| outside(a) && v == len).map(|p| p.0).collect();
-        let ptrs: Vec<u64> = values.iter().filter(|&&(a, v)| outside(a) && v == ptr).map(|p| p.0).collect();
+        let lens: Vec<u64> = values
+            .iter()
+            .filter(|&&(a, v)| outside(a) && v == len)
+            .map(|p| p.0)
+            .collect();
+        let ptrs: Vec<u64> = values
+            .iter()
+            .filter(|&&(a, v)| outside(a) && v == ptr)
+            .map(|p| p.0)
+            .collect();
         if lens.len() > 1 || ptrs.len() > 1 || (lens.is_empty() && ptrs.is_empty()) {
             continue;
         }
-        let Ok(gs) = read_ptr_array(mem, ptr, len, s + 8) else { continue };
+        let Ok(gs) = read_ptr_array(mem, ptr, len, s + 8) else {
+            continue;
+        };
         if read_checked_gs(mem, layout, &gs).is_err() {
             continue;
         }
@@ -586,12 +619,17 @@ fn solve_allgs(
         });
     }
     // Prefer the candidates that have both published companions.
-    let full: Vec<&AllgsLocation> = found.iter().filter(|l| l.allglen.is_some() && l.allgptr.is_some()).collect();
+    let full: Vec<&AllgsLocation> = found
+        .iter()
+        .filter(|l| l.allglen.is_some() && l.allgptr.is_some())
+        .collect();
     match (full.len(), found.len()) {
         (1, _) => Ok(Some(full[0].clone())),
         (0, 1) => Ok(Some(found[0].clone())),
         (0, 0) => Ok(None),
-        _ => Err(GoroutineError::AllgsAmbiguous(found.iter().filter_map(|l| l.allgs).collect())),
+        _ => Err(GoroutineError::AllgsAmbiguous(
+            found.iter().filter_map(|l| l.allgs).collect(),
+        )),
     }
 }
 
@@ -666,7 +704,11 @@ pub struct GoroutineScanner<'b> {
 impl<'b> GoroutineScanner<'b> {
     /// Prepares a scan of the process `mem` running `bin` at `load_bias` (0 unless PIE). Its
     /// threads must be stopped.
-    pub fn new(mem: &dyn MemoryReader, bin: &'b GoBinary, load_bias: u64) -> Result<Self, GoroutineError> {
+    pub fn new(
+        mem: &dyn MemoryReader,
+        bin: &'b GoBinary,
+        load_bias: u64,
+    ) -> Result<Self, GoroutineError> {
         let layout = GLayout::for_binary(bin)?;
         Self::with_layout(mem, bin, load_bias, layout)
     }
@@ -708,7 +750,9 @@ impl<'b> GoroutineScanner<'b> {
     }
 
     /// Every goroutine that is not dead, with its resume PCs. Fails rather than return a list
-    /// it cannot vouch for.
+    /// it cannot vouch for. An error may be transient (a thread stopped halfway through
+    /// `copystack`, which writes a g's `stack` and `sched.sp` one after the other): let the
+    /// world run briefly and scan again, or refuse to patch.
     pub fn goroutines(&self, mem: &dyn MemoryReader) -> Result<Vec<ParkedG>, GoroutineError> {
         let ptrs = self.allgs.read_gs(mem, self.load_bias)?;
         let gs = read_checked_gs(mem, &self.layout, &ptrs)?;
@@ -742,7 +786,8 @@ impl<'b> GoroutineScanner<'b> {
                     p.async_preempt = Some(ap);
                 }
             }
-            if g.async_safe_point == Some(true) && p.async_preempt.is_none() && status != G_RUNNING {
+            if g.async_safe_point == Some(true) && p.async_preempt.is_none() && status != G_RUNNING
+            {
                 // Set only by asyncPreempt2 (and a debugger's call injection): a parked g with
                 // the flag but no asyncPreempt frame is one whose resume PC we cannot see.
                 return Err(GoroutineError::Unwind {
@@ -763,11 +808,20 @@ impl<'b> GoroutineScanner<'b> {
     /// its RIP: if RIP is inside `runtime.asyncPreempt2` or `runtime.asyncPreempt` (a goroutine
     /// resuming from an async preemption, or being preempted), the interrupted PC it will
     /// return to. Call it for every stopped thread with its RIP and RSP.
-    pub fn thread_resume_pcs(&self, mem: &dyn MemoryReader, rip: u64, rsp: u64) -> Result<Vec<u64>, GoroutineError> {
+    pub fn thread_resume_pcs(
+        &self,
+        mem: &dyn MemoryReader,
+        rip: u64,
+        rsp: u64,
+    ) -> Result<Vec<u64>, GoroutineError> {
         let mut v = vec![rip];
         let ap = self
             .unwind_async_preempt(mem, rip, rsp, None)
-            .map_err(|reason| GoroutineError::Unwind { goid: 0, g: 0, reason })?;
+            .map_err(|reason| GoroutineError::Unwind {
+                goid: 0,
+                g: 0,
+                reason,
+            })?;
         v.extend(ap.map(|a| a.interrupted_pc));
         Ok(v)
     }
@@ -802,17 +856,25 @@ impl<'b> GoroutineScanner<'b> {
                 .ok_or_else(|| format!("sp {sp:#x} + {delta} overflows"))?;
             if let Some((lo, hi)) = stack {
                 if slot < lo || slot.saturating_add(8) > hi {
-                    return Err(format!("return slot {slot:#x} outside the stack [{lo:#x}, {hi:#x})"));
+                    return Err(format!(
+                        "return slot {slot:#x} outside the stack [{lo:#x}, {hi:#x})"
+                    ));
                 }
             }
             let ret = mem
                 .read_u64(slot)
                 .map_err(|e| format!("reading the return address at {slot:#x}: {e}"))?;
             if in_ap {
-                return Ok(Some(AsyncPreempt { interrupted_pc: ret, slot }));
+                return Ok(Some(AsyncPreempt {
+                    interrupted_pc: ret,
+                    slot,
+                }));
             }
             // asyncPreempt2 is only ever called by asyncPreempt.
-            if !self.async_preempt.contains(&ret.wrapping_sub(self.load_bias)) {
+            if !self
+                .async_preempt
+                .contains(&ret.wrapping_sub(self.load_bias))
+            {
                 return Err(format!(
                     "asyncPreempt2 at {pc:#x} returns to {ret:#x}, not into runtime.asyncPreempt"
                 ));
@@ -846,7 +908,9 @@ pub fn parked_at(
         .into_iter()
         .flat_map(|g| {
             let goid = g.goid;
-            g.resume_pcs.into_iter().map(move |pc| ParkedHit { goid, pc })
+            g.resume_pcs
+                .into_iter()
+                .map(move |pc| ParkedHit { goid, pc })
         })
         .filter(|h| wanted.contains(&h.pc))
         .collect())
@@ -908,10 +972,10 @@ mod tests {
     #[test]
     fn implausible_gs_are_refused() {
         for bad in [
-            (1, 0x77, 0x18800, 0x401000),           // status
-            (0, G_WAITING, 0x18800, 0x401000),      // goid 0
+            (1, 0x77, 0x18800, 0x401000),            // status
+            (0, G_WAITING, 0x18800, 0x401000),       // goid 0
             (1 << 60, G_WAITING, 0x18800, 0x401000), // goid huge
-            (1, G_WAITING, 0x50000, 0x401000),      // sp outside the stack
+            (1, G_WAITING, 0x50000, 0x401000),       // sp outside the stack
         ] {
             let (mem, ptrs) = heap(&[bad]);
             let err = read_checked_gs(&mem, &layout(), &ptrs).unwrap_err();
@@ -926,7 +990,10 @@ mod tests {
     fn absurd_counts_are_refused_before_reading() {
         let mem = SliceMemory::new(0, vec![0; 64]);
         let err = read_ptr_array(&mem, 0, u64::MAX, 0x1234).unwrap_err();
-        assert!(matches!(err, GoroutineError::TooMany { addr: 0x1234, .. }), "{err}");
+        assert!(
+            matches!(err, GoroutineError::TooMany { addr: 0x1234, .. }),
+            "{err}"
+        );
         assert!(read_ptr_array(&mem, 0, 9, 0).is_err());
         assert_eq!(read_ptr_array(&mem, 0, 8, 0).unwrap(), vec![0; 8]);
     }
