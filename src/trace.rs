@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use gostrings::goroutines::{GLayout, GoroutineScanner};
 use gostrings::GoBinary;
 use injector::{AttachOptions, World};
 
@@ -251,8 +252,14 @@ pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Resul
     let layout = engine::ring_layout(opts.ring_slots)?;
     let sink = open_sink(opts)?;
     catch_stop_signals();
+    // Everything that reads only the file (the g layout may come from DWARF) is done before the
+    // world is stopped, to keep the pause short.
+    let g_layout = GLayout::for_binary(&target.binary).map_err(|e| e.to_string());
     let started = Instant::now();
     let mut world = World::stop(pid, AttachOptions::default())?;
+    // Exit sites whose epilogue interior is an async safe point are patched only when no parked
+    // goroutine can resume there: every goroutine's resume PCs are read once, world stopped.
+    let mut parked: Option<std::result::Result<Vec<u64>, String>> = None;
     let installed = engine::install(
         &mut world,
         &target.binary,
@@ -260,8 +267,39 @@ pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Resul
         &sel.hooks,
         layout,
         opts.exits,
-        |_, _| Ok(false),
+        |world, pcs| {
+            let scan = parked.get_or_insert_with(|| {
+                let mem = world.memory();
+                let layout = g_layout.clone()?;
+                let scanner =
+                    GoroutineScanner::with_layout(&mem, &target.binary, target.bias, layout)
+                        .map_err(|e| e.to_string())?;
+                let mut pcs: Vec<u64> = scanner
+                    .goroutines(&mem)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .flat_map(|g| g.resume_pcs)
+                    .collect();
+                // A thread returning through asyncPreempt resumes at the interrupted PC too.
+                for tid in world.tids() {
+                    let regs = world.regs(tid).map_err(|e| e.to_string())?;
+                    pcs.extend(
+                        scanner
+                            .thread_resume_pcs(&mem, regs.rip, regs.rsp)
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                Ok(pcs)
+            });
+            Ok(match scan {
+                Ok(all) => !pcs.iter().any(|pc| all.contains(pc)),
+                Err(_) => false,
+            })
+        },
     );
+    if let Some(Err(e)) = &parked {
+        eprintln!("gohook: cannot list the goroutines ({e}); returns are not hooked");
+    }
     let pause = started.elapsed();
     let detached = world.detach();
     let mut inst = installed?;
