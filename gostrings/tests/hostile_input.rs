@@ -32,7 +32,28 @@ type Exercise = fn(&ElfFile, u64);
 const PARSERS: &[(&str, Exercise)] = &[
     ("buildinfo", exercise_buildinfo),
     ("pclntab", exercise_pclntab),
+    ("moduledata+rtype", exercise_runtime_types),
 ];
+
+/// The moduledata scan, then the runtime type descriptors it leads to: the typelinked ones'
+/// headers and full names (a different share of them per case).
+fn exercise_runtime_types(elf: &ElfFile, case: u64) {
+    let Ok(t) = Pclntab::from_elf(elf) else {
+        return;
+    };
+    let Ok(md) = gostrings::ModuleData::from_elf(elf, t.header_addr(), None) else {
+        return;
+    };
+    let types = gostrings::RuntimeTypes::new(elf, md, None);
+    for (i, &addr) in types.typelinked().iter().enumerate() {
+        if (i as u64 + case) % 16 != 0 {
+            continue;
+        }
+        if types.header(addr).is_ok() {
+            let _ = types.full_name(addr);
+        }
+    }
+}
 
 fn exercise_buildinfo(elf: &ElfFile, _case: u64) {
     if let Ok(b) = BuildInfo::from_elf(elf) {
