@@ -362,3 +362,190 @@ fn attach_errors_are_one_clear_line() {
         "a refused target is left running"
     );
 }
+
+fn wait_for(mut cond: impl FnMut() -> bool, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of stat; 12 and 13 after the comm.
+    fields
+        .get(11)
+        .and_then(|u| u.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+}
+
+#[test]
+fn sigint_ends_attach_and_restores_the_text() {
+    let exe = must_build("spin", Variant::Default, &Toolchain::installed());
+    let target = Reaper(
+        Command::new(&exe)
+            .arg("-forever")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = target.0.id();
+    std::thread::sleep(Duration::from_millis(200));
+    let (text_addr, text) = elf_text(&exe);
+    let out = tmp("sigint.json");
+    let gohook = Command::new(GOHOOK)
+        .args([
+            "attach",
+            "--pid",
+            &pid.to_string(),
+            "-f",
+            "main.tick",
+            "--ring-slots",
+            "256",
+        ])
+        .args(["--format", "json", "-o"])
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let gpid = gohook.id();
+    let mut gohook = Reaper(gohook);
+    assert!(
+        wait_for(
+            || live_bytes(pid, text_addr, text.len()) != text,
+            Duration::from_secs(10)
+        ),
+        "the hooks never appeared"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(gpid as i32),
+        nix::sys::signal::SIGINT,
+    )
+    .unwrap();
+    let status = gohook.0.wait().unwrap();
+    assert!(status.success(), "gohook attach ended by SIGINT: {status}");
+    assert!(
+        live_bytes(pid, text_addr, text.len()) == text,
+        "text restored exactly"
+    );
+    let (spans, _) = read_spans(&out);
+    assert!(!spans.is_empty(), "spans were written before the end");
+}
+
+#[test]
+fn the_target_runs_on_when_gohook_is_killed() {
+    let exe = must_build("spin", Variant::Default, &Toolchain::installed());
+    let target = Reaper(
+        Command::new(&exe)
+            .arg("-forever")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = target.0.id();
+    std::thread::sleep(Duration::from_millis(200));
+    let (text_addr, text) = elf_text(&exe);
+    let mut gohook = Reaper(
+        Command::new(GOHOOK)
+            .args([
+                "attach",
+                "--pid",
+                &pid.to_string(),
+                "-f",
+                "main.tick",
+                "--ring-slots",
+                "256",
+            ])
+            .args(["--format", "json", "-o", "/dev/null"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        wait_for(
+            || live_bytes(pid, text_addr, text.len()) != text,
+            Duration::from_secs(10)
+        ),
+        "the hooks never appeared"
+    );
+    gohook.0.kill().unwrap(); // SIGKILL: no chance to restore anything
+    gohook.0.wait().unwrap();
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_millis(700));
+    let mut target = target;
+    assert!(
+        target.0.try_wait().unwrap().is_none(),
+        "the target died with gohook"
+    );
+    assert!(
+        cpu_ticks(pid) > before,
+        "the target keeps running its hooked loop"
+    );
+    let status = Command::new("grep")
+        .args(["-q", "TracerPid:\t0", &format!("/proc/{pid}/status")])
+        .status()
+        .unwrap();
+    assert!(status.success(), "the target is not left traced");
+}
+
+#[test]
+fn run_reports_a_program_killed_by_a_signal() {
+    let exe = must_build("spin", Variant::Default, &Toolchain::installed());
+    let gohook = Command::new(GOHOOK)
+        .args([
+            "run",
+            "-f",
+            "main.tick",
+            "--ring-slots",
+            "256",
+            "--format",
+            "json",
+            "-o",
+            "/dev/null",
+            "--",
+        ])
+        .arg(&exe)
+        .arg("-forever")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let gpid = gohook.id();
+    let child = || -> Option<u32> {
+        let kids = std::fs::read_to_string(format!("/proc/{gpid}/task/{gpid}/children")).ok()?;
+        kids.split_whitespace().next()?.parse().ok()
+    };
+    assert!(
+        wait_for(|| child().is_some(), Duration::from_secs(10)),
+        "no child started"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    let out = gohook.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(128 + 9),
+        "exit status as a shell reports it"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("killed by signal 9"), "{err}");
+}
