@@ -26,7 +26,7 @@ pub const MAX_RINGS: u32 = 64;
 /// Fewest rings gohook accepts when large rings force fewer of them.
 pub const MIN_RINGS: u32 = 8;
 /// Default records per ring.
-pub const DEFAULT_RING_SLOTS: u32 = 4096;
+pub const DEFAULT_RING_SLOTS: u32 = 16384;
 /// Bytes per record slot.
 pub const SLOT_SIZE: u32 = 512;
 /// Largest shared region gohook maps (virtual; only pages that are written cost memory).

@@ -74,7 +74,9 @@ fn open_sink(opts: &HookOptions) -> Result<Sink> {
         Some(p) => Box::new(BufWriter::new(
             File::create(p).with_context(|| format!("creating {}", p.display()))?,
         )),
-        None => Box::new(std::io::stderr()),
+        // Buffered: a line-per-span write(2) to an unbuffered stderr would slow the consumer
+        // enough to drop records. The sinks flush at the end.
+        None => Box::new(BufWriter::new(std::io::stderr())),
     };
     Ok(match opts.format {
         Format::Json => Sink::Json(JsonSink::new(out)),
