@@ -5,7 +5,7 @@
 use crate::clock::TscClock;
 use crate::ordering::Reorder;
 use crate::pairing::{Ending, Pairer};
-use crate::spans::{Span, SpanId, SpanKind, Status, TraceId};
+use crate::spans::{AttrValue, Span, SpanId, SpanKind, Status, TraceId};
 
 /// Whether a record marks a function's entry or its return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub struct Event {
     pub depth: u64,
     /// Integer registers RAX, RBX, RCX, RDI, RSI, R8–R11 (arguments at entry, results at exit).
     pub int_regs: [u64; 9],
+    /// String arguments copied at entry: (length at the call, the first bytes).
+    pub strings: Vec<(u32, Vec<u8>)>,
 }
 
 /// Counters reported at the end of a trace.
@@ -58,11 +60,14 @@ pub trait SpanSink {
 
 struct Open {
     span: Span,
+    hook: u32,
 }
 
 /// The record-to-span pipeline.
 pub struct Collector<S: SpanSink> {
     functions: Vec<String>,
+    string_params: Vec<Vec<String>>,
+    exits_complete: Vec<bool>,
     clock: TscClock,
     reorder: Reorder<Event>,
     pairer: Pairer<Open>,
@@ -80,6 +85,8 @@ impl<S: SpanSink> Collector<S> {
         let slack_ticks = clock.ns_to_ticks(2_000_000);
         Collector {
             functions,
+            string_params: Vec::new(),
+            exits_complete: Vec::new(),
             clock,
             reorder: Reorder::new(),
             pairer: Pairer::new(),
@@ -89,6 +96,22 @@ impl<S: SpanSink> Collector<S> {
             slack_ticks,
             error: None,
         }
+    }
+
+    /// Names the string parameters each hook copies at entry (`[hook][i]`), so they become
+    /// `arg.<name>` attributes.
+    pub fn with_string_params(mut self, names: Vec<Vec<String>>) -> Self {
+        self.string_params = names;
+        self
+    }
+
+    /// Says, per hook, whether every return of the function is hooked. Where it is not, a call
+    /// closed without an exit record may simply have returned through an unhooked `RET`: its
+    /// span gets no error status and a `gohook.end` attribute saying its end was not observed.
+    /// (Hooks not listed count as fully covered.)
+    pub fn with_exit_coverage(mut self, complete: Vec<bool>) -> Self {
+        self.exits_complete = complete;
+        self
     }
 
     /// Accepts one record (in any order relative to records of other rings).
@@ -160,6 +183,20 @@ impl<S: SpanSink> Collector<S> {
         match ev.kind {
             EventKind::Entry => {
                 let function = self.functions[ev.hook as usize].clone();
+                let names = self.string_params.get(ev.hook as usize);
+                let args: Vec<(String, AttrValue)> = ev
+                    .strings
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (len, bytes))| {
+                        let name = names?.get(i)?;
+                        let mut v = String::from_utf8_lossy(bytes).into_owned();
+                        if (bytes.len() as u64) < u64::from(*len) {
+                            v.push('…');
+                        }
+                        Some((format!("arg.{name}"), AttrValue::Str(v)))
+                    })
+                    .collect();
                 // A goroutine's first call is a child of whatever its creator has open.
                 let creator = if ev.parent_goid != 0 && self.pairer.innermost(ev.goid).is_none() {
                     self.pairer
@@ -181,6 +218,7 @@ impl<S: SpanSink> Collector<S> {
                             (None, None) => (TraceId::random(), None, 0),
                         };
                         Open {
+                            hook: ev.hook,
                             span: Span {
                                 trace_id,
                                 span_id: SpanId::random(),
@@ -190,7 +228,7 @@ impl<S: SpanSink> Collector<S> {
                                 start_unix_nano: now,
                                 end_unix_nano: now,
                                 status: Status::Unset,
-                                attributes: Vec::new(),
+                                attributes: args,
                                 goroutine: ev.goid,
                                 function,
                                 depth,
@@ -211,10 +249,22 @@ impl<S: SpanSink> Collector<S> {
     }
 
     fn end_span(&mut self, open: Open, how: Ending, end_ns: u64) {
+        let hook = open.hook;
         let mut span = open.span;
         span.end_unix_nano = end_ns.max(span.start_unix_nano);
+        let covered = self
+            .exits_complete
+            .get(hook as usize)
+            .copied()
+            .unwrap_or(true);
         match how {
             Ending::Returned => {}
+            Ending::Unwound | Ending::Unfinished if !covered => {
+                // It may have returned through a RET gohook could not hook: no claim of failure,
+                // and no made-up duration.
+                span.end_unix_nano = span.start_unix_nano;
+                span.set_attr("gohook.end", "not observed (return not hooked)");
+            }
             Ending::Unwound => span.status = Status::Error("panic".into()),
             Ending::Unfinished => span.status = Status::Error("unfinished".into()),
         }
@@ -253,6 +303,7 @@ mod tests {
             parent_goid: 0,
             depth,
             int_regs: [0; 9],
+            strings: vec![],
         }
     }
 
@@ -330,6 +381,19 @@ mod tests {
         assert_eq!(out.0[0].end_unix_nano, 1_000_000_003);
         assert_eq!(out.0[1].status, Status::Unset);
         assert_eq!(out.0[2].status, Status::Error("unfinished".into()));
+    }
+
+    #[test]
+    fn a_call_of_a_function_with_unhooked_returns_is_not_called_a_panic() {
+        let mut out = Collect::default();
+        let mut c = Collector::new(vec!["main.f".into()], clock(), &mut out)
+            .with_exit_coverage(vec![false]);
+        c.push(ev(0, EventKind::Entry, 1, 1, 10));
+        c.push(ev(0, EventKind::Entry, 5, 1, 10)); // the first call returned unseen
+        c.finish().unwrap();
+        assert_eq!(out.0[0].status, Status::Unset);
+        assert_eq!(out.0[0].end_unix_nano, out.0[0].start_unix_nano);
+        assert!(out.0[0].attributes.iter().any(|(k, _)| k == "gohook.end"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use injector::patch::{Patch, PatchSet};
 use injector::{RingReader, World};
 use trampolines::record::{Record, RecordKind};
 use trampolines::ring_layout::RingLayout;
-use trampolines::stub::{self, CaptureSpec, GOffsets, StubContext};
+use trampolines::stub::{self, GOffsets, StubContext};
 
 use crate::collector::{Event, EventKind};
 use crate::hookplan::HookPlan;
@@ -59,6 +59,9 @@ pub struct Installed {
     pub ring: RingReader,
     /// Function name of each hook id.
     pub functions: Vec<String>,
+    /// Per hook id: every return of the function is hooked, so a call that ends without an
+    /// exit record really left without returning (panic, Goexit).
+    pub exits_complete: Vec<bool>,
     /// Exit sites patched, and exit sites left alone with their reason.
     pub exits_patched: usize,
     /// Returns that are not hooked, with the function and the reason.
@@ -85,6 +88,7 @@ pub fn install(
     bin: &GoBinary,
     bias: u64,
     plans: &[HookPlan],
+    captures: &[crate::capture::Captures],
     layout: RingLayout,
     with_exits: bool,
     mut proven_clear: impl FnMut(&mut World, &[u64]) -> Result<bool>,
@@ -114,6 +118,7 @@ pub fn install(
     // Decide which exits are patched before sizing the code region.
     let mut exits_skipped = Vec::new();
     let mut chosen: Vec<Vec<&crate::hookplan::ExitSite>> = Vec::new();
+    let mut exits_complete = Vec::new();
     for p in plans {
         let mut mine = Vec::new();
         for site in p.exits.iter().filter(|_| with_exits) {
@@ -135,6 +140,8 @@ pub fn install(
         for (at, why) in p.exit_refusals.iter().filter(|_| with_exits) {
             exits_skipped.push((p.func.name.clone(), format!("exit at {at:#x}: {why}")));
         }
+        exits_complete
+            .push(with_exits && p.exit_refusals.is_empty() && mine.len() == p.exits.len());
         chosen.push(mine);
     }
     let n_trampolines: u64 = chosen.iter().map(|c| 1 + c.len() as u64).sum();
@@ -147,12 +154,16 @@ pub fn install(
     let mut cur = region.addr;
     let mut exits_patched = 0;
     for (id, (p, exits)) in plans.iter().zip(&chosen).enumerate() {
+        let cap = captures
+            .get(id)
+            .cloned()
+            .unwrap_or_else(crate::capture::Captures::ints_only);
         let ctx = StubContext {
             hook_id: id as u32,
             region: ring_addr,
             layout,
             g,
-            capture: CaptureSpec::ints(),
+            capture: cap.entry.clone(),
             // Flags are dead after the stack check's JBE and at a RET in ABIInternal code.
             preserve_flags: false,
         };
@@ -168,7 +179,7 @@ pub fn install(
         cur = place(&mut code, cur, region.addr, t.code, &p.func.name)?;
         for site in exits {
             let ctx = StubContext {
-                capture: CaptureSpec::ints(),
+                capture: cap.exit.clone(),
                 ..ctx.clone()
             };
             let t = stub::exit_trampoline(&site.plan, cur, &ctx)
@@ -199,6 +210,7 @@ pub fn install(
         patches,
         ring,
         functions: plans.iter().map(|p| p.func.name.clone()).collect(),
+        exits_complete,
         exits_patched,
         exits_skipped,
         threads_moved: report.stepped.len(),
@@ -247,6 +259,7 @@ pub fn event_from(r: &Record) -> Event {
         parent_goid: r.parent_goid.unwrap_or(0),
         depth: r.depth,
         int_regs,
+        strings: r.strings.iter().map(|s| (s.len, s.bytes.clone())).collect(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! orchestration, and the record-to-span pipeline. The `gohook` binary is a thin `main` over it;
 //! integration tests and benchmarks use it directly.
 
+pub mod capture;
 pub mod cli;
 pub mod clock;
 pub mod collector;

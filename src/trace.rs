@@ -11,10 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use gostrings::dwarf::Dwarf;
 use gostrings::goroutines::{GLayout, GoroutineScanner};
 use gostrings::GoBinary;
 use injector::{AttachOptions, World};
+use trampolines::ring_layout::RingLayout;
 
+use crate::capture::{self, Captures};
 use crate::clock::{rdtsc, TscClock};
 use crate::collector::{Collector, SpanSink, Stats};
 use crate::commands::target::Target;
@@ -82,6 +85,19 @@ fn open_sink(opts: &HookOptions) -> Result<Sink> {
         Format::Json => Sink::Json(JsonSink::new(out)),
         Format::Pretty => Sink::Pretty(PrettySink::new(out)),
     })
+}
+
+/// What each selected hook records beyond integer registers (from DWARF, when present).
+fn captures_for(bin: &GoBinary, sel: &Selection, layout: &RingLayout) -> Vec<Captures> {
+    let dwarf = if bin.has_dwarf() {
+        Dwarf::load(&bin.elf).ok()
+    } else {
+        None
+    };
+    sel.hooks
+        .iter()
+        .map(|h| capture::for_function(dwarf.as_ref(), &h.func.name, layout.slot_size()))
+        .collect()
 }
 
 fn select(bin: &GoBinary, bias: u64, globs: &[String]) -> Result<Selection> {
@@ -170,24 +186,26 @@ pub fn run(program: &Path, args: &[OsString], opts: &HookOptions) -> Result<i32>
         .with_context(|| format!("starting {}", program.display()))?;
     let pid = launched.pid;
     let mut world = launched.world;
-    let result = (|| -> Result<(Selection, Installed, Duration)> {
+    let result = (|| -> Result<(Selection, Installed, Duration, Vec<Captures>)> {
         let target = Target::open(None, Some(pid))?;
         let sel = select(&target.binary, target.bias, &opts.globs)?;
+        let captures = captures_for(&target.binary, &sel, &layout);
         let started = Instant::now();
         let inst = engine::install(
             &mut world,
             &target.binary,
             target.bias,
             &sel.hooks,
+            &captures,
             layout,
             opts.exits,
             // At the exec stop the Go runtime has not started: no goroutine exists yet, so none
             // can be parked inside an epilogue and every exit site is safe to patch.
             |_, _| Ok(true),
         )?;
-        Ok((sel, inst, started.elapsed()))
+        Ok((sel, inst, started.elapsed(), captures))
     })();
-    let (sel, mut inst, pause) = match result {
+    let (sel, mut inst, pause, captures) = match result {
         Ok(x) => x,
         Err(e) => {
             // Never leave a half-hooked child behind: it was started by us and has run nothing.
@@ -203,7 +221,9 @@ pub fn run(program: &Path, args: &[OsString], opts: &HookOptions) -> Result<i32>
     injector::launch::forward_signals(pid)?;
 
     let clock = TscClock::calibrate(Duration::from_millis(20));
-    let mut col = Collector::new(inst.functions.clone(), clock, sink.take().expect("sink"));
+    let mut col = Collector::new(inst.functions.clone(), clock, sink.take().expect("sink"))
+        .with_string_params(captures.iter().map(|c| c.string_params.clone()).collect())
+        .with_exit_coverage(inst.exits_complete.clone());
     let mut status = None;
     consume(&mut inst, &mut col, || {
         if status.is_none() {
@@ -251,6 +271,7 @@ fn alive(pid: i32) -> bool {
 pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Result<()> {
     let target = Target::open(None, Some(pid))?;
     let sel = select(&target.binary, target.bias, &opts.globs)?;
+    let captures = captures_for(&target.binary, &sel, &engine::ring_layout(opts.ring_slots)?);
     let layout = engine::ring_layout(opts.ring_slots)?;
     let sink = open_sink(opts)?;
     catch_stop_signals();
@@ -267,9 +288,10 @@ pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Resul
         &target.binary,
         target.bias,
         &sel.hooks,
+        &captures,
         layout,
         opts.exits,
-        |world, pcs| {
+        |world: &mut World, pcs: &[u64]| {
             let scan = parked.get_or_insert_with(|| {
                 let mem = world.memory();
                 let layout = g_layout.clone()?;
@@ -309,7 +331,9 @@ pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Resul
     announce(pid, &sel, &inst, pause);
 
     let clock = TscClock::calibrate(Duration::from_millis(20));
-    let mut col = Collector::new(inst.functions.clone(), clock, sink);
+    let mut col = Collector::new(inst.functions.clone(), clock, sink)
+        .with_string_params(captures.iter().map(|c| c.string_params.clone()).collect())
+        .with_exit_coverage(inst.exits_complete.clone());
     let begun = Instant::now();
     let mut gone = false;
     consume(&mut inst, &mut col, || {

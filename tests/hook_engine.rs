@@ -549,3 +549,38 @@ fn run_reports_a_program_killed_by_a_signal() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("killed by signal 9"), "{err}");
 }
+
+#[test]
+fn string_arguments_are_copied_at_the_call_when_dwarf_gives_the_types() {
+    let exe = must_build("values", Variant::Default, &Toolchain::installed());
+    let out = tmp("values-strings.json");
+    let r = Command::new(GOHOOK)
+        .args([
+            "run",
+            "-f",
+            "main.Concat",
+            "-f",
+            "main.Join",
+            "--format",
+            "json",
+            "-o",
+        ])
+        .arg(&out)
+        .arg("--")
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let (spans, _) = read_spans(&out);
+    let concat = spans
+        .iter()
+        .find(|s| s["function"] == "main.Concat")
+        .expect("a Concat span");
+    assert_eq!(concat["attributes"]["arg.a"], "go");
+    assert_eq!(concat["attributes"]["arg.b"], "hook");
+    let join = spans
+        .iter()
+        .find(|s| s["function"] == "main.Join")
+        .expect("a Join span");
+    assert_eq!(join["attributes"]["arg.sep"], "-");
+}
