@@ -77,7 +77,7 @@ pub fn policy_refusal(name: &str, flag: u8, func_id: u8) -> Option<String> {
     }
     if func_id != 0 {
         return Some(format!(
-            "special runtime function (FuncID {func_id}): never hooked"
+            "compiler wrapper or special runtime function (FuncID {func_id}): never hooked"
         ));
     }
     None

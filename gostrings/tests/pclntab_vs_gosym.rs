@@ -93,6 +93,10 @@ fn ours(binary: &Path) -> Result<(String, Vec<Row>), String> {
 
 /// Compares one program over `toolchains` × [`VARIANTS`]; returns the failures.
 fn compare_program(program: &str, toolchains: &[Toolchain]) {
+    compare_variants(program, toolchains, &VARIANTS);
+}
+
+fn compare_variants(program: &str, toolchains: &[Toolchain], variants: &[Variant]) {
     if !fixtures::source_dir(program).is_dir() {
         eprintln!("skipping {program}: fixtures/go/{program} does not exist yet");
         return;
@@ -101,7 +105,7 @@ fn compare_program(program: &str, toolchains: &[Toolchain]) {
     let mut failures = Vec::new();
     let mut compared = 0;
     for tc in toolchains {
-        for variant in VARIANTS {
+        for &variant in variants {
             let what = format!("{program} {} {}", variant.name(), tc.gotoolchain());
             let exe = match fixtures::build(program, variant, tc) {
                 Ok(p) => p,
@@ -177,6 +181,18 @@ fn httpsvc_function_table_matches_debug_gosym_on_every_variant() {
         vec![Toolchain::installed()]
     };
     compare_program("httpsvc", &toolchains);
+}
+
+#[test]
+fn go_1_17_layout_and_pointer_buildinfo_match_debug_gosym() {
+    // The 0xfffffffa layout (Go 1.16–1.17): 8-byte functab entries with absolute entries, and
+    // buildinfo that points at Go strings instead of holding them inline. Default and stripped
+    // only: each further variant would compile Go 1.17's standard library once more.
+    compare_variants(
+        "spin",
+        &[Toolchain::release("go1.17.13")],
+        &[Variant::Default, Variant::Stripped],
+    );
 }
 
 #[test]
