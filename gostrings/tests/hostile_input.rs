@@ -7,7 +7,8 @@
 //! A case that panics is reported with its seed and mutation so it can be replayed; a case
 //! that takes longer than [`CASE_LIMIT`] fails the test as a hang.
 //!
-//! `GOHOOK_HOSTILE_CASES=N` sets the number of cases (default 10,000, about 10–20 s);
+//! `GOHOOK_HOSTILE_CASES=N` sets the number of cases (default 10,000; about 30 s, plus about
+//! 3 min for the DWARF reader on two busy cores);
 //! `GOHOOK_HOSTILE_SEED=S` the seed. To cover another parser, add one entry to [`PARSERS`].
 
 use std::ops::Range;
@@ -33,7 +34,23 @@ const PARSERS: &[(&str, Exercise)] = &[
     ("buildinfo", exercise_buildinfo),
     ("pclntab", exercise_pclntab),
     ("moduledata+rtype", exercise_runtime_types),
+    ("dwarf", exercise_dwarf),
 ];
+
+/// DWARF: load (decompress and index), then read a different sixteenth of the functions'
+/// parameters and types per case.
+fn exercise_dwarf(elf: &ElfFile, case: u64) {
+    let Ok(d) = gostrings::dwarf::Dwarf::load(elf) else {
+        return;
+    };
+    let mut table = gostrings::TypeTable::new();
+    let mut types = d.types();
+    for (i, f) in d.functions().iter().enumerate() {
+        if (i as u64 + case) % 16 == 0 {
+            let _ = types.function(f, &mut table);
+        }
+    }
+}
 
 /// The moduledata scan, then the runtime type descriptors it leads to: the typelinked ones'
 /// headers and full names (a different share of them per case).
