@@ -297,19 +297,18 @@ impl PatchSet {
         Ok(report)
     }
 
-    /// The patch or code write whose interior holds `rip`.
+    /// The patch whose interior holds `rip`.
+    ///
+    /// Code writes (trampolines) are not patch ranges: they go into fresh memory no thread can
+    /// be executing when the set is applied, and they are never rewritten on revert, so a thread
+    /// inside a trampoline while the patches are removed simply finishes it and jumps back to
+    /// code after the (restored) patch range.
     fn inside(&self, rip: u64) -> Option<u64> {
         let strictly = |start: u64, len: usize| rip > start && rip < start + len as u64;
         self.patches
             .iter()
             .find(|p| strictly(p.addr, p.new.len()))
             .map(|p| p.addr)
-            .or_else(|| {
-                self.code
-                    .iter()
-                    .find(|c| rip >= c.addr && rip < c.addr + c.bytes.len() as u64)
-                    .map(|c| c.addr)
-            })
     }
 }
 
