@@ -70,14 +70,25 @@ pub struct Installed {
     pub threads_moved: usize,
 }
 
-/// The g/m offsets the trampolines read for this binary's Go release.
+/// The g/m offsets the trampolines read for this binary's Go release, from gostrings' table
+/// (checked against each release's DWARF `runtime.g`/`runtime.m` by its tests). DWARF is not
+/// read here: this runs while the target's threads are stopped.
 pub fn g_offsets(bin: &GoBinary) -> Result<GOffsets> {
     let v = bin.go_version();
-    if v.major != 1 {
-        bail!("unsupported Go version {v}");
-    }
-    GOffsets::for_go_minor(v.minor as u32)
-        .ok_or_else(|| anyhow!("hooks need Go 1.21 to 1.27; this binary was built with {v}"))
+    let g = bin.g_offsets(None).ok_or_else(|| {
+        anyhow!("no runtime.g layout known for {v} (hooks need an exact Go version from buildinfo)")
+    })?;
+    let int = |x: u64| i32::try_from(x).map_err(|_| anyhow!("g offset {x} out of range"));
+    let m_id = g
+        .m_id
+        .ok_or_else(|| anyhow!("m.id offset unknown for {v}: cannot select a ring per thread"))?;
+    Ok(GOffsets {
+        goid: int(g.goid)?,
+        parent_goid: g.parent_goid.map(int).transpose()?,
+        stack_hi: int(g.stack_hi)?,
+        m: int(g.m)?,
+        m_id: int(m_id)?,
+    })
 }
 
 /// Installs `plans` (made at this process's run-time addresses) into the stopped `world`.

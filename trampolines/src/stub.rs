@@ -45,7 +45,8 @@ pub struct GOffsets {
 
 impl GOffsets {
     /// The offsets measured from DWARF for Go 1.`minor` (go-runtime.md §6.1), or `None` for
-    /// releases not measured. Prefer offsets read from the target's own DWARF when present.
+    /// releases not measured. A fixed table for this crate's own tests and for callers without
+    /// gostrings; gohook itself takes the offsets from `gostrings::GOffsets`.
     pub fn for_go_minor(minor: u32) -> Option<Self> {
         let (goid, parent, m_id) = match minor {
             19 => (152, None, 232),
