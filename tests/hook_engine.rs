@@ -393,61 +393,17 @@ fn cpu_ticks(pid: u32) -> u64 {
             .unwrap_or(0)
 }
 
-#[test]
-fn sigint_ends_attach_and_restores_the_text() {
-    let exe = must_build("spin", Variant::Default, &Toolchain::installed());
-    let target = Reaper(
-        Command::new(&exe)
-            .arg("-forever")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let pid = target.0.id();
-    std::thread::sleep(Duration::from_millis(200));
-    let (text_addr, text) = elf_text(&exe);
-    let out = tmp("sigint.json");
-    let gohook = Command::new(GOHOOK)
-        .args([
-            "attach",
-            "--pid",
-            &pid.to_string(),
-            "-f",
-            "main.tick",
-            "--ring-slots",
-            "256",
-        ])
-        .args(["--format", "json", "-o"])
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let gpid = gohook.id();
-    let mut gohook = Reaper(gohook);
-    assert!(
-        wait_for(
-            || live_bytes(pid, text_addr, text.len()) != text,
-            Duration::from_secs(10)
-        ),
-        "the hooks never appeared"
-    );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(gpid as i32),
-        nix::sys::signal::SIGINT,
-    )
-    .unwrap();
-    let status = gohook.0.wait().unwrap();
-    assert!(status.success(), "gohook attach ended by SIGINT: {status}");
-    assert!(
-        live_bytes(pid, text_addr, text.len()) == text,
-        "text restored exactly"
-    );
-    let (spans, _) = read_spans(&out);
-    assert!(!spans.is_empty(), "spans were written before the end");
+/// A `spin -forever` process with `gohook attach` hooking `main.tick` in it, returned once the
+/// patched bytes are visible in the target's text.
+struct Attached {
+    target: Reaper,
+    pid: u32,
+    text_addr: u64,
+    text: Vec<u8>,
+    gohook: Reaper,
 }
 
-#[test]
-fn the_target_runs_on_when_gohook_is_killed() {
+fn attach_to_spin(output: &Path) -> Attached {
     let exe = must_build("spin", Variant::Default, &Toolchain::installed());
     let target = Reaper(
         Command::new(&exe)
@@ -459,18 +415,11 @@ fn the_target_runs_on_when_gohook_is_killed() {
     let pid = target.0.id();
     std::thread::sleep(Duration::from_millis(200));
     let (text_addr, text) = elf_text(&exe);
-    let mut gohook = Reaper(
+    let gohook = Reaper(
         Command::new(GOHOOK)
-            .args([
-                "attach",
-                "--pid",
-                &pid.to_string(),
-                "-f",
-                "main.tick",
-                "--ring-slots",
-                "256",
-            ])
-            .args(["--format", "json", "-o", "/dev/null"])
+            .args(["attach", "--pid", &pid.to_string(), "-f", "main.tick"])
+            .args(["--ring-slots", "256", "--format", "json", "-o"])
+            .arg(output)
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
@@ -482,21 +431,51 @@ fn the_target_runs_on_when_gohook_is_killed() {
         ),
         "the hooks never appeared"
     );
-    gohook.0.kill().unwrap(); // SIGKILL: no chance to restore anything
-    gohook.0.wait().unwrap();
-    let before = cpu_ticks(pid);
-    std::thread::sleep(Duration::from_millis(700));
-    let mut target = target;
+    Attached {
+        target,
+        pid,
+        text_addr,
+        text,
+        gohook,
+    }
+}
+
+#[test]
+fn sigint_ends_attach_and_restores_the_text() {
+    let out = tmp("sigint.json");
+    let mut a = attach_to_spin(&out);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(a.gohook.0.id() as i32),
+        nix::sys::signal::SIGINT,
+    )
+    .unwrap();
+    let status = a.gohook.0.wait().unwrap();
+    assert!(status.success(), "gohook attach ended by SIGINT: {status}");
     assert!(
-        target.0.try_wait().unwrap().is_none(),
+        live_bytes(a.pid, a.text_addr, a.text.len()) == a.text,
+        "text restored exactly"
+    );
+    let (spans, _) = read_spans(&out);
+    assert!(!spans.is_empty(), "spans were written before the end");
+}
+
+#[test]
+fn the_target_runs_on_when_gohook_is_killed() {
+    let mut a = attach_to_spin(Path::new("/dev/null"));
+    a.gohook.0.kill().unwrap(); // SIGKILL: no chance to restore anything
+    a.gohook.0.wait().unwrap();
+    let before = cpu_ticks(a.pid);
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        a.target.0.try_wait().unwrap().is_none(),
         "the target died with gohook"
     );
     assert!(
-        cpu_ticks(pid) > before,
+        cpu_ticks(a.pid) > before,
         "the target keeps running its hooked loop"
     );
     let status = Command::new("grep")
-        .args(["-q", "TracerPid:\t0", &format!("/proc/{pid}/status")])
+        .args(["-q", "TracerPid:\t0", &format!("/proc/{}/status", a.pid)])
         .status()
         .unwrap();
     assert!(status.success(), "the target is not left traced");
