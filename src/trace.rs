@@ -166,7 +166,10 @@ fn consume(inst: &mut Installed, col: &mut Collector<Sink>, mut done: impl FnMut
             }
             return;
         }
-        if n == 0 {
+        // Drain in batches: while the rings fill slowly, let records pile up for a poll period
+        // rather than reading each slot just after the target wrote it (every such read pulls
+        // the line away from the writing core and the next write must take it back).
+        if n < inst.ring.layout().slots_per_ring() as u64 / 4 {
             std::thread::sleep(engine::IDLE_POLL);
         }
     }

@@ -6,8 +6,9 @@
 //!     <the function's stack check, relocated; JBE/JCS -> the function's own morestack tail>
 //!     [pushfq] ; push r12
 //!     mov r12, &enable[hook] ; cmp byte [r12], 0 ; je .off
-//!     push rax rbx rcx rdx rsi rdi rbp r8 r9 r10 r11 r13 r15      (112 or 120 bytes of stack)
-//!     <record: ring = region + HEADER + m.id * stride; full -> ring.drops++; no ring -> lock inc>
+//!     push r13 r15 rax rdx                 (the recorder's scratch; at most 64 or 72 bytes of stack)
+//!     <record: ring = region + HEADER + m.id * stride; full -> ring.drops++; no ring -> lock inc;
+//!      argument registers stored from where they live; push rcx rsi rdi around string copies>
 //!     pop ...
 //! .off: pop r12 ; [popfq]
 //!     jmp resume
@@ -161,21 +162,61 @@ impl From<IcedError> for StubError {
     }
 }
 
-/// Bytes of stack the trampoline pushes: 14 registers, plus 8 for RFLAGS when preserved.
+/// Most bytes of stack the trampoline pushes: R12, R13, R15, RAX, RDX, plus RCX, RSI, RDI when
+/// strings are copied, plus 8 for RFLAGS when preserved. Only the registers the recorder uses are
+/// saved: the argument registers are stored into the record straight from where they live.
 pub fn frame_bytes(preserve_flags: bool) -> i32 {
-    14 * 8 + if preserve_flags { 8 } else { 0 }
+    8 * 8 + if preserve_flags { 8 } else { 0 }
 }
 
-/// Registers pushed after flags and R12, in push order.
-const SAVED: [AsmRegister64; 13] = [
-    rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r13, r15,
-];
+/// The registers pushed so far, in push order: where a saved register's value now lives.
+struct Frame {
+    /// Bytes pushed before the first register (RFLAGS).
+    base: i32,
+    pushed: Vec<AsmRegister64>,
+}
 
-/// Stack offset (from RSP after all pushes) of a saved integer argument register.
-fn saved_off(r: IntReg) -> i32 {
-    let reg = INT_ASM[r as usize];
-    let pos = SAVED.iter().position(|s| *s == reg).unwrap_or(0) as i32;
-    (SAVED.len() as i32 - 1 - pos) * 8
+impl Frame {
+    fn push(&mut self, a: &mut CodeAssembler, r: AsmRegister64) -> Result<(), StubError> {
+        a.push(r)?;
+        self.pushed.push(r);
+        Ok(())
+    }
+
+    fn pop(&mut self, a: &mut CodeAssembler) -> Result<(), StubError> {
+        if let Some(r) = self.pushed.pop() {
+            a.pop(r)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes between RSP now and RSP at the patch point.
+    fn bytes(&self) -> i32 {
+        self.base + 8 * self.pushed.len() as i32
+    }
+
+    /// The stack offset (from RSP now) of `r`'s saved value, if it was pushed (and so may have
+    /// been overwritten since); `None` when `r` still holds the function's value.
+    fn slot(&self, r: AsmRegister64) -> Option<i32> {
+        let pos = self.pushed.iter().rposition(|p| *p == r)?;
+        Some(8 * (self.pushed.len() - 1 - pos) as i32)
+    }
+
+    /// Loads the function's value of argument register `r` into `dst`.
+    fn load_arg(
+        &self,
+        a: &mut CodeAssembler,
+        dst: AsmRegister64,
+        r: IntReg,
+    ) -> Result<(), StubError> {
+        let reg = INT_ASM[r as usize];
+        match self.slot(reg) {
+            Some(off) => a.mov(dst, qword_ptr(rsp + off))?,
+            None if reg != dst => a.mov(dst, reg)?,
+            None => {}
+        }
+        Ok(())
+    }
 }
 
 const INT_ASM: [AsmRegister64; N_INT_REGS] = [rax, rbx, rcx, rdi, rsi, r8, r9, r10, r11];
@@ -211,7 +252,7 @@ fn validate(ctx: &StubContext) -> Result<(), StubError> {
     Ok(())
 }
 
-/// Emits: flags/R12 save, enable check, full save, record, full restore; falls through to the
+/// Emits: flags/R12 save, enable check, scratch save, record, restore; falls through to the
 /// caller-supplied continuation with every register as it was.
 fn emit_recorded_section(
     a: &mut CodeAssembler,
@@ -220,33 +261,39 @@ fn emit_recorded_section(
 ) -> Result<(), StubError> {
     let enable = ctx.region + rl::HDR_ENABLE as u64 + ctx.hook_id as u64;
     let mut off = a.create_label();
+    let mut f = Frame {
+        base: if ctx.preserve_flags { 8 } else { 0 },
+        pushed: Vec::new(),
+    };
     if ctx.preserve_flags {
         a.pushfq()?;
     }
-    a.push(r12)?;
+    f.push(a, r12)?;
     a.mov(r12, enable)?;
     a.cmp(byte_ptr(r12), 0)?;
     a.je(off)?;
-    for r in SAVED {
-        a.push(r)?;
+    for r in [r13, r15, rax, rdx] {
+        f.push(a, r)?;
     }
-    emit_record(a, ctx, kind)?;
-    for r in SAVED.iter().rev() {
-        a.pop(*r)?;
+    emit_record(a, ctx, kind, &mut f)?;
+    for _ in 0..4 {
+        f.pop(a)?;
     }
     a.set_label(&mut off)?;
-    a.pop(r12)?;
+    f.pop(a)?;
     if ctx.preserve_flags {
         a.popfq()?;
     }
     Ok(())
 }
 
-/// Emits the record write. All registers except R14/RSP are free (saved by the caller).
+/// Emits the record write. Scratch: R12, R13, R15, RAX, RDX (saved by the caller in `f`); RCX,
+/// RSI, RDI are saved here around string copies. R14 and RSP are never written.
 fn emit_record(
     a: &mut CodeAssembler,
     ctx: &StubContext,
     kind: RecordKind,
+    f: &mut Frame,
 ) -> Result<(), StubError> {
     let l = &ctx.layout;
     let g = &ctx.g;
@@ -266,17 +313,20 @@ fn emit_record(
     a.imul_3(r12, r15, l.ring_stride() as i32)?;
     a.mov(r13, ctx.region + rl::HEADER_SIZE as u64)?;
     a.add(r12, r13)?;
-    // rbx = head; full when head - tail >= slots.
-    a.mov(rbx, qword_ptr(r12 + rl::RING_HEAD as i32))?;
-    a.mov(rcx, rbx)?;
-    a.sub(rcx, qword_ptr(r12 + rl::RING_TAIL as i32))?;
-    a.cmp(rcx, l.slots_per_ring() as i32)?;
+    // rdx = head; full when head - tail >= slots.
+    a.mov(rdx, qword_ptr(r12 + rl::RING_HEAD as i32))?;
+    a.mov(rax, rdx)?;
+    a.sub(rax, qword_ptr(r12 + rl::RING_TAIL as i32))?;
+    a.cmp(rax, l.slots_per_ring() as i32)?;
     a.jae(full)?;
     // r13 = slot = ring + RING_HEADER + (head & mask) << log2(slot_size).
-    a.mov(rcx, rbx)?;
-    a.and(rcx, (l.slots_per_ring() - 1) as i32)?;
-    a.shl(rcx, l.slot_size().trailing_zeros())?;
-    a.lea(r13, qword_ptr(r12 + rcx + rl::RING_HEADER_SIZE as i32))?;
+    a.mov(rax, rdx)?;
+    a.and(rax, (l.slots_per_ring() - 1) as i32)?;
+    a.shl(rax, l.slot_size().trailing_zeros())?;
+    a.lea(r13, qword_ptr(r12 + rax + rl::RING_HEADER_SIZE as i32))?;
+    a.mov(qword_ptr(r13 + record::OFF_M_ID as i32), r15)?;
+    // r15 = head from here on.
+    a.mov(r15, rdx)?;
 
     let flags = if g.parent_goid.is_some() {
         record::FLAG_HAS_PARENT
@@ -299,7 +349,24 @@ fn emit_record(
         dword_ptr(r13 + record::OFF_STRING_CAP as i32),
         c.string_cap as u32,
     )?;
-    a.mov(qword_ptr(r13 + record::OFF_M_ID as i32), r15)?;
+    // Argument (or result) registers first, while they are still live or saved.
+    for (i, r) in INT_REG_ORDER.iter().enumerate() {
+        if c.int_mask & (1 << i) != 0 {
+            let dst = qword_ptr(r13 + (record::OFF_INTS + 8 * i) as i32);
+            let reg = INT_ASM[*r as usize];
+            if f.slot(reg).is_some() {
+                f.load_arg(a, rax, *r)?;
+                a.mov(dst, rax)?;
+            } else {
+                a.mov(dst, reg)?;
+            }
+        }
+    }
+    for (i, x) in XMM.iter().enumerate() {
+        if c.float_mask & (1 << i) != 0 {
+            a.movq(qword_ptr(r13 + (record::OFF_FLOATS + 8 * i) as i32), *x)?;
+        }
+    }
     a.rdtsc()?;
     a.shl(rdx, 32)?;
     a.or(rax, rdx)?;
@@ -311,31 +378,31 @@ fn emit_record(
         None => a.xor(eax, eax)?,
     }
     a.mov(qword_ptr(r13 + record::OFF_PARENT_GOID as i32), rax)?;
-    // depth = stack.hi - SP at entry; SP at entry = RSP + frame_bytes() (the entry trampoline runs
-    // before the frame is built; the exit trampoline after it is torn down).
+    // depth = stack.hi - SP at the patch point (the entry trampoline runs before the frame is
+    // built; the exit trampoline after it is torn down).
     a.mov(rax, qword_ptr(r14 + g.stack_hi))?;
-    a.lea(rdx, qword_ptr(rsp + frame_bytes(ctx.preserve_flags)))?;
+    a.lea(rdx, qword_ptr(rsp + f.bytes()))?;
     a.sub(rax, rdx)?;
     a.mov(qword_ptr(r13 + record::OFF_DEPTH as i32), rax)?;
-    for (i, r) in INT_REG_ORDER.iter().enumerate() {
-        if c.int_mask & (1 << i) != 0 {
-            a.mov(rax, qword_ptr(rsp + saved_off(*r)))?;
-            a.mov(qword_ptr(r13 + (record::OFF_INTS + 8 * i) as i32), rax)?;
+    if kind == RecordKind::Entry && !c.strings.is_empty() {
+        for r in [rcx, rsi, rdi] {
+            f.push(a, r)?;
         }
-    }
-    for (i, x) in XMM.iter().enumerate() {
-        if c.float_mask & (1 << i) != 0 {
-            a.movq(qword_ptr(r13 + (record::OFF_FLOATS + 8 * i) as i32), *x)?;
-        }
-    }
-    if kind == RecordKind::Entry {
         for (i, s) in c.strings.iter().enumerate() {
-            emit_string_copy(a, i, s, c.string_cap)?;
+            emit_string_copy(a, i, s, c.string_cap, f)?;
+        }
+        for _ in 0..3 {
+            f.pop(a)?;
         }
     }
     // Publish: plain store of head + 1 after the slot (x86-TSO keeps store order).
-    a.inc(rbx)?;
-    a.mov(qword_ptr(r12 + rl::RING_HEAD as i32), rbx)?;
+    a.inc(r15)?;
+    a.mov(qword_ptr(r12 + rl::RING_HEAD as i32), r15)?;
+    // Ask for ownership of the next slot's first lines now, so the next record's stores do not
+    // wait for them (a prefetch never faults, even past the ring's end).
+    let next = l.slot_size() as i32;
+    a.prefetchw(byte_ptr(r13 + next))?;
+    a.prefetchw(byte_ptr(r13 + next + 64))?;
     a.jmp(done)?;
 
     a.set_label(&mut full)?;
@@ -363,20 +430,21 @@ const INT_REG_ORDER: [IntReg; N_INT_REGS] = [
 ];
 
 /// Copies `min(len, cap)` bytes of string `i` into the slot (r13). A length <= 0 or a nil pointer
-/// copies nothing. Uses RSI/RDI/RCX/RDX/RAX (saved).
+/// copies nothing. Uses RSI/RDI/RCX/RDX/RAX, all saved in `f`.
 fn emit_string_copy(
     a: &mut CodeAssembler,
     i: usize,
     s: &StringCapture,
     cap: u16,
+    f: &Frame,
 ) -> Result<(), StubError> {
     let desc = (record::OFF_STRINGS + 8 * i) as i32;
     let data = (record::OFF_DATA + i * cap as usize) as i32;
     let mut empty = a.create_label();
     let mut next = a.create_label();
     let mut fits = a.create_label();
-    a.mov(rsi, qword_ptr(rsp + saved_off(s.ptr)))?;
-    a.mov(rcx, qword_ptr(rsp + saved_off(s.len)))?;
+    f.load_arg(a, rsi, s.ptr)?;
+    f.load_arg(a, rcx, s.len)?;
     // Original length, clamped to u32::MAX (0 if negative).
     a.xor(eax, eax)?;
     a.mov(edx, u32::MAX)?;
