@@ -232,6 +232,7 @@ impl<S: SpanSink> Collector<S> {
                                 goroutine: ev.goid,
                                 function,
                                 depth,
+                                events: Vec::new(),
                             },
                         }
                     },

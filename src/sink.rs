@@ -145,6 +145,7 @@ mod tests {
             goroutine: 3,
             function: name.into(),
             depth,
+            events: Vec::new(),
         }
     }
 

@@ -198,6 +198,19 @@ pub struct Span {
     pub function: String,
     /// How many ancestors this span has (0 for a root): for indented views.
     pub depth: usize,
+    /// Timestamped events inside the span (scripts add them with `ctx.event`).
+    pub events: Vec<SpanEvent>,
+}
+
+/// A named, timestamped point inside a span, with attributes (an OpenTelemetry span event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanEvent {
+    /// Event name.
+    pub name: String,
+    /// When it happened, Unix nanoseconds.
+    pub time_unix_nano: u64,
+    /// Attributes in the order they were set.
+    pub attributes: Vec<(String, AttrValue)>,
 }
 
 impl Span {
@@ -240,6 +253,11 @@ impl Span {
             "attributes": attrs,
             "goroutine": self.goroutine,
             "function": self.function,
+            "events": self.events.iter().map(|e| json!({
+                "name": e.name,
+                "time_unix_nano": e.time_unix_nano,
+                "attributes": e.attributes.iter().map(|(k, v)| (k.clone(), v.to_json())).collect::<Map<String, Value>>(),
+            })).collect::<Vec<_>>(),
         })
     }
 }
@@ -272,6 +290,7 @@ mod tests {
             goroutine: 1,
             function: "main.step".into(),
             depth: 0,
+            events: Vec::new(),
         }
     }
 
