@@ -76,6 +76,8 @@ pub struct Collector<S: SpanSink> {
     last_tsc: u64,
     /// Late-arrival allowance: records are released once older than the drain time minus this.
     slack_ticks: u64,
+    /// Unix-ns windows in which a ring dropped records: an exit record may be missing there.
+    lossy: Vec<(u64, u64)>,
     error: Option<std::io::Error>,
 }
 
@@ -94,6 +96,7 @@ impl<S: SpanSink> Collector<S> {
             stats: Stats::default(),
             last_tsc: 0,
             slack_ticks,
+            lossy: Vec::new(),
             error: None,
         }
     }
@@ -131,6 +134,31 @@ impl<S: SpanSink> Collector<S> {
     /// Adds records the target dropped.
     pub fn add_dropped(&mut self, n: u64) {
         self.stats.dropped += n;
+    }
+
+    /// Adds `n` records the target dropped somewhere between TSC `from` and `to` (two drains of
+    /// the rings). A call whose end was not seen and that overlaps such a window may have lost
+    /// its exit record: it is not reported as a panic or as unfinished.
+    pub fn add_dropped_between(&mut self, n: u64, from_tsc: u64, to_tsc: u64) {
+        if n == 0 {
+            return;
+        }
+        self.add_dropped(n);
+        let from = self
+            .clock
+            .to_unix_ns(from_tsc.saturating_sub(self.slack_ticks));
+        let to = self
+            .clock
+            .to_unix_ns(to_tsc.saturating_add(self.slack_ticks));
+        match self.lossy.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => self.lossy.push((from, to)),
+        }
+    }
+
+    /// True when `[start, end]` (Unix ns) overlaps a window in which records were dropped.
+    fn near_drops(&self, start: u64, end: u64) -> bool {
+        self.lossy.iter().any(|&(a, b)| start <= b && a <= end)
     }
 
     /// Processes every held record stamped before `now_tsc` minus the late-arrival allowance.
@@ -260,6 +288,14 @@ impl<S: SpanSink> Collector<S> {
             .unwrap_or(true);
         match how {
             Ending::Returned => {}
+            Ending::Unwound | Ending::Unfinished
+                if self.near_drops(span.start_unix_nano, span.end_unix_nano) =>
+            {
+                // Its exit record may be among the dropped ones: say so, claim no failure and
+                // no duration.
+                span.end_unix_nano = span.start_unix_nano;
+                span.set_attr("gohook.end", "not observed (records dropped)");
+            }
             Ending::Unwound | Ending::Unfinished if !covered => {
                 // It may have returned through a RET gohook could not hook: no claim of failure,
                 // and no made-up duration.
@@ -395,6 +431,34 @@ mod tests {
         assert_eq!(out.0[0].status, Status::Unset);
         assert_eq!(out.0[0].end_unix_nano, out.0[0].start_unix_nano);
         assert!(out.0[0].attributes.iter().any(|(k, _)| k == "gohook.end"));
+    }
+
+    #[test]
+    fn a_call_whose_exit_may_have_been_dropped_is_not_called_a_panic() {
+        let mut out = Collect::default();
+        let mut c = Collector::new(vec!["main.f".into()], clock(), &mut out);
+        c.push(ev(0, EventKind::Entry, 10_000_000, 1, 10));
+        // The ring overflowed while the call ran: its exit record may be among the lost.
+        c.add_dropped_between(3, 10_000_100, 10_000_200);
+        c.push(ev(0, EventKind::Entry, 10_000_300, 1, 10));
+        let stats = c.finish().unwrap();
+        assert_eq!(stats.dropped, 3);
+        assert_eq!(out.0[0].status, Status::Unset);
+        assert_eq!(out.0[0].end_unix_nano, out.0[0].start_unix_nano);
+        assert!(out.0[0].attributes.iter().any(|(k, v)| k == "gohook.end"
+            && *v == AttrValue::Str("not observed (records dropped)".into())));
+    }
+
+    #[test]
+    fn drops_long_after_a_call_do_not_excuse_its_panic() {
+        let mut out = Collect::default();
+        let mut c = Collector::new(vec!["main.f".into()], clock(), &mut out);
+        c.push(ev(0, EventKind::Entry, 10_000_000, 1, 10));
+        c.push(ev(0, EventKind::Entry, 10_000_300, 1, 10));
+        c.add_dropped_between(3, 50_000_000, 50_000_100);
+        let stats = c.finish().unwrap();
+        assert_eq!(stats.dropped, 3);
+        assert_eq!(out.0[0].status, Status::Error("panic".into()));
     }
 
     #[test]

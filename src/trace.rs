@@ -142,6 +142,7 @@ fn announce(pid: i32, sel: &Selection, inst: &Installed, pause: Duration) {
 /// Reads the rings until `done()` says stop, feeding the collector.
 fn consume(inst: &mut Installed, col: &mut Collector<Sink>, mut done: impl FnMut() -> bool) {
     let mut last_drops = 0;
+    let mut prev_now = rdtsc();
     let (mut iters, mut total, mut t_drain, mut t_adv) =
         (0u64, 0u64, Duration::ZERO, Duration::ZERO);
     let dbg = std::env::var_os("GOHOOK_DEBUG_CONSUMER").is_some();
@@ -154,7 +155,8 @@ fn consume(inst: &mut Installed, col: &mut Collector<Sink>, mut done: impl FnMut
         iters += 1;
         total += n;
         let drops = inst.ring.drops();
-        col.add_dropped(drops.saturating_sub(last_drops));
+        col.add_dropped_between(drops.saturating_sub(last_drops), prev_now, now);
+        prev_now = now;
         col.add_bad(bad);
         last_drops = drops;
         let t1 = Instant::now();
