@@ -21,14 +21,16 @@ pub mod moduledata;
 pub mod pclntab;
 pub mod rtype;
 pub mod signature;
+pub mod value;
 pub mod version;
 
 pub use binary::{Error, GoBinary};
 pub use buildinfo::{BuildInfo, BuildInfoError, Module};
 pub use elf::{ElfError, ElfFile};
 pub use gotype::{Field, GoType, Kind, Shape, TypeId, TypeTable};
-pub use memory::{MemError, MemoryReader, SliceMemory};
+pub use memory::{MemError, MemoryReader, Overlay, SliceMemory};
 pub use moduledata::{GOffsets, ModuleData};
 pub use pclntab::{Func, Pclntab, PclntabError, UnsafePoint};
 pub use rtype::RuntimeTypes;
+pub use value::{Decoder, Limits, MapKey, MapLayout, Value, ValueError};
 pub use version::GoVersion;

@@ -106,6 +106,71 @@ impl MemoryReader for SliceMemory {
     }
 }
 
+/// A view of `base` with some regions replaced: values materialized from registers, and string
+/// bytes copied at the call (which must win over live memory that may have changed since).
+///
+/// A read lying wholly inside an added region is served from it (the most recently added
+/// region wins where regions overlap); any other read goes to `base`.
+pub struct Overlay<'a> {
+    base: &'a dyn MemoryReader,
+    regions: Vec<(u64, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Overlay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut l = f.debug_list();
+        for (addr, bytes) in &self.regions {
+            l.entry(&format_args!("{addr:#x}+{}", bytes.len()));
+        }
+        l.finish()
+    }
+}
+
+impl<'a> Overlay<'a> {
+    /// An overlay with no regions yet: every read goes to `base`.
+    pub fn new(base: &'a dyn MemoryReader) -> Self {
+        Overlay {
+            base,
+            regions: Vec::new(),
+        }
+    }
+
+    /// Serves reads inside `[addr, addr + bytes.len())` from `bytes`.
+    pub fn add(&mut self, addr: u64, bytes: Vec<u8>) {
+        self.regions.push((addr, bytes));
+    }
+
+    /// The bytes of the region added at exactly `addr`, if any.
+    pub fn region(&self, addr: u64) -> Option<&[u8]> {
+        self.regions
+            .iter()
+            .rev()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, b)| b.as_slice())
+    }
+}
+
+impl MemoryReader for Overlay<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        for (start, bytes) in self.regions.iter().rev() {
+            let Some(off) = addr.checked_sub(*start) else {
+                continue;
+            };
+            let Ok(off) = usize::try_from(off) else {
+                continue;
+            };
+            if let Some(src) = off
+                .checked_add(buf.len())
+                .and_then(|end| bytes.get(off..end))
+            {
+                buf.copy_from_slice(src);
+                return Ok(());
+            }
+        }
+        self.base.read(addr, buf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +193,25 @@ mod tests {
             Err(MemError::TooLarge { .. })
         ));
         assert_eq!(m.read_vec(0, 16, 16).unwrap().len(), 16);
+    }
+
+    #[test]
+    fn overlay_serves_reads_inside_its_regions_and_passes_others_to_the_base() {
+        let base = SliceMemory::new(0x1000, vec![0xAA; 32]);
+        let mut ov = Overlay::new(&base);
+        ov.add(0x1008, vec![1, 2, 3, 4]);
+        ov.add(0xffff_f000_0000_0000, vec![9; 8]);
+        assert_eq!(ov.read_u32(0x1008).unwrap(), 0x04030201);
+        assert_eq!(ov.read_u8(0x100b).unwrap(), 4);
+        // Straddling the region's end: the whole read goes to the base.
+        assert_eq!(ov.read_u32(0x100a).unwrap(), 0xAAAAAAAA);
+        assert_eq!(
+            ov.read_u64(0xffff_f000_0000_0000).unwrap(),
+            0x0909090909090909
+        );
+        assert!(ov.read_u8(0xffff_f000_0000_0008).is_err());
+        // A later region wins over an earlier one.
+        ov.add(0x1008, vec![7; 4]);
+        assert_eq!(ov.read_u8(0x1008).unwrap(), 7);
     }
 }

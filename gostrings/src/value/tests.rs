@@ -1,0 +1,2 @@
+//! Unit tests of the value decoders on byte images.
+use super::*;
