@@ -148,6 +148,17 @@ impl Decoder {
         Ok(keys)
     }
 
+    /// The `(key, element)` pairs of map `v`, in the map's internal order; bounded as
+    /// [`Decoder::map_keys`].
+    pub fn map_items(&self, mem: &dyn MemoryReader, v: Value) -> R<Vec<(Value, Value)>> {
+        let mut items = Vec::new();
+        self.map_entries(mem, v, &mut |_, k, e| {
+            items.push((k, e));
+            Ok(Next::Continue)
+        })?;
+        Ok(items)
+    }
+
     /// The element stored under `key`, found by comparing `key` with every decoded key (no
     /// hashing), or `None`.
     pub fn map_get(&self, mem: &dyn MemoryReader, v: Value, key: &MapKey) -> R<Option<Value>> {

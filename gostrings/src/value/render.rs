@@ -98,7 +98,18 @@ impl Decoder {
                     let _ = write!(out, "({})({p:#x})", t.name);
                 } else {
                     out.push('&');
-                    self.render_into(mem, self.deref(mem, v)?, depth + 1, out);
+                    // Composites count their own level; a pointer to a scalar or pointer
+                    // counts one, so pointer-only cycles end too.
+                    let target = self.deref(mem, v)?;
+                    let composite = matches!(
+                        self.ty(target.ty)?.shape,
+                        Shape::Struct { .. }
+                            | Shape::Array { .. }
+                            | Shape::Slice { .. }
+                            | Shape::Map { .. }
+                    );
+                    let d = if composite { depth } else { depth + 1 };
+                    self.render_into(mem, target, d, out);
                 }
             }
             (Shape::Interface { .. }, _) => {
