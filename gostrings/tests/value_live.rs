@@ -1,8 +1,9 @@
 //! The value decoder against live processes: `values -globals` fills one package-level variable
 //! with a value of every family, prints its address (and each field's, each error's `Error()`
 //! and each time's `UnixNano()`), and waits; the test reads everything back through
-//! `ProcessMemory`, with types from DWARF (default build) and from runtime type metadata
-//! (stripped build), on every toolchain of `fixtures::toolchains()` (both map layouts).
+//! `ProcessMemory`, with types from DWARF (default and PIE builds; PIE resolves interface types
+//! through the load bias) and from runtime type metadata (stripped build), on every toolchain of
+//! `fixtures::toolchains()` (both map layouts).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -609,9 +610,13 @@ fn run(toolchain: &Toolchain, variant: Variant) -> usize {
                 .expect("main.Globals in DWARF")
         }
     };
-    let resolver = RuntimeResolver::new(bin.runtime_types().expect("runtime types"), 0);
-    let dec = Decoder::new(table, Some(Box::new(resolver)), layout, Limits::default());
     let live = start(&exe);
+    let bias = load_bias(&bin, live.child.id() as i32);
+    if variant != Variant::Pie {
+        assert_eq!(bias, 0, "a non-PIE executable loads at its link addresses");
+    }
+    let resolver = RuntimeResolver::new(bin.runtime_types().expect("runtime types"), bias);
+    let dec = Decoder::new(table, Some(Box::new(resolver)), layout, Limits::default());
     let mem = ProcessMemory::new(live.child.id() as i32);
     let mut c = Check {
         dec: &dec,
@@ -625,17 +630,33 @@ fn run(toolchain: &Toolchain, variant: Variant) -> usize {
     };
     check_all(&mut c, &live);
     eprintln!(
-        "value_live: {} ({layout:?} maps): {} values checked",
+        "value_live: {} ({layout:?} maps, bias {bias:#x}): {} values checked",
         c.what, c.n
     );
     c.n
+}
+
+/// Runtime address minus link address of the executable's `.text`, from `/proc/<pid>/maps`.
+fn load_bias(bin: &GoBinary, pid: i32) -> u64 {
+    let text = bin.elf.section(".text").expect(".text");
+    let maps = injector::maps::read_maps(pid).expect("maps");
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe link");
+    let m = maps
+        .iter()
+        .find(|m| {
+            m.path.starts_with(&*exe.to_string_lossy())
+                && m.offset <= text.offset
+                && text.offset < m.offset + m.len()
+        })
+        .expect("the mapping holding .text");
+    (m.start + (text.offset - m.offset)).wrapping_sub(text.addr)
 }
 
 #[test]
 fn every_family_of_go_value_decodes_from_a_live_process() {
     let mut total = 0;
     for tc in toolchains() {
-        for variant in [Variant::Default, Variant::Stripped] {
+        for variant in [Variant::Default, Variant::Stripped, Variant::Pie] {
             total += run(&tc, variant);
         }
     }
