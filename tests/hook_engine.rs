@@ -503,30 +503,41 @@ fn run_reports_a_program_killed_by_a_signal() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut gohook = gohook;
     let gpid = gohook.id();
     let child = || -> Option<u32> {
         let kids = std::fs::read_to_string(format!("/proc/{gpid}/task/{gpid}/children")).ok()?;
         kids.split_whitespace().next()?.parse().ok()
     };
-    assert!(
-        wait_for(|| child().is_some(), Duration::from_secs(10)),
-        "no child started"
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let pid = child().unwrap();
+    // Kill it once it runs hooked (gohook says so), not while it is still being set up.
+    let mut stderr = std::io::BufReader::new(gohook.stderr.take().unwrap());
+    let mut said = String::new();
+    loop {
+        let mut line = String::new();
+        use std::io::BufRead;
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("gohook ended before hooking: {said}");
+        }
+        said.push_str(&line);
+        if line.contains(" hooked ") {
+            break;
+        }
+    }
+    let pid = child().expect("the hooked child");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::SIGKILL,
     )
     .unwrap();
-    let out = gohook.wait_with_output().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = gohook.wait().unwrap();
     assert_eq!(
-        out.status.code(),
+        status.code(),
         Some(128 + 9),
         "exit status as a shell reports it"
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("killed by signal 9"), "{err}");
+    assert!(rest.contains("killed by signal 9"), "{said}{rest}");
 }
 
 #[test]

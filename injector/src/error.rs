@@ -257,3 +257,18 @@ impl Error {
         }
     }
 }
+
+impl Error {
+    /// This error, or [`Error::ProcessExited`] when process `pid` has meanwhile exited: a target
+    /// killed in the middle of an operation makes reads, writes and waits fail in many ways,
+    /// and the user needs to hear the cause, not the symptom.
+    pub fn or_exited(self, pid: i32) -> Error {
+        if matches!(self, Error::ProcessExited { .. }) || !crate::threads::thread_dead(pid, pid) {
+            return self;
+        }
+        Error::ProcessExited {
+            pid,
+            status: "exited while gohook was attached".into(),
+        }
+    }
+}

@@ -156,6 +156,12 @@ impl PatchSet {
     /// Writes the code, then the patches, with every thread of `world` stopped. `remote` enables
     /// the mprotect fallback when forced writes are refused.
     pub fn apply(&mut self, world: &mut World, remote: Option<&Remote>) -> Result<PatchReport> {
+        let pid = world.pid();
+        self.apply_inner(world, remote)
+            .map_err(|e| e.or_exited(pid))
+    }
+
+    fn apply_inner(&mut self, world: &mut World, remote: Option<&Remote>) -> Result<PatchReport> {
         self.check_world(world)?;
         if self.applied {
             return Err(Error::InvalidPatch {

@@ -57,6 +57,16 @@ pub fn map_code_near(
     len: u64,
 ) -> Result<CodeRegion> {
     let pid = world.pid();
+    map_code_near_inner(world, remote, text, len).map_err(|e| e.or_exited(pid))
+}
+
+fn map_code_near_inner(
+    world: &mut World,
+    remote: &Remote,
+    text: Option<(u64, u64)>,
+    len: u64,
+) -> Result<CodeRegion> {
+    let pid = world.pid();
     let text = match text {
         Some(t) => t,
         None => main_text(pid)?,

@@ -49,6 +49,17 @@ pub fn map_shared(
     near: Option<(u64, u64)>,
 ) -> Result<SharedRegion> {
     let pid = world.pid();
+    map_shared_inner(world, remote, name, len, near).map_err(|e| e.or_exited(pid))
+}
+
+fn map_shared_inner(
+    world: &mut World,
+    remote: &Remote,
+    name: &str,
+    len: u64,
+    near: Option<(u64, u64)>,
+) -> Result<SharedRegion> {
+    let pid = world.pid();
     let len = (len.max(1) + 4095) & !4095;
     let fd = create_memfd(world, remote, name)?;
     let result = (|| {

@@ -56,6 +56,10 @@ pub fn find_gadget(pid: i32) -> Result<Gadget> {
 
 /// Finds a gadget in one place only (`Caller` finds nothing).
 pub fn find_gadget_in(pid: i32, source: GadgetSource) -> Result<Gadget> {
+    find_gadget_in_inner(pid, source).map_err(|e| e.or_exited(pid))
+}
+
+fn find_gadget_in_inner(pid: i32, source: GadgetSource) -> Result<Gadget> {
     let maps = maps::read_maps(pid)?;
     let mem = ProcessMemory::new(pid);
     let addr = match source {
@@ -134,6 +138,10 @@ pub struct Remote {
 impl Remote {
     /// Picks a quiet stopped thread of `world` and a gadget (the caller's, or [`find_gadget`]).
     pub fn new(world: &World, gadget: Option<u64>) -> Result<Remote> {
+        Self::new_inner(world, gadget).map_err(|e| e.or_exited(world.pid()))
+    }
+
+    fn new_inner(world: &World, gadget: Option<u64>) -> Result<Remote> {
         let pid = world.pid();
         let tid =
             world

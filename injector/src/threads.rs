@@ -289,6 +289,9 @@ impl World {
                 }
             }
             if !progressed {
+                if backoff >= Duration::from_millis(1) && thread_dead(self.pid, self.pid) {
+                    return Err(self.exited("killed while gohook was attaching"));
+                }
                 if Instant::now() >= deadline {
                     let tid = self
                         .threads
@@ -523,6 +526,11 @@ impl World {
                         errno,
                     })
                 }
+            }
+            // A killed thread group reports its leader's exit only once every other thread is
+            // reaped: look at the thread itself rather than wait out the timeout.
+            if backoff >= Duration::from_micros(500) && thread_dead(self.pid, tid) {
+                return Err(self.exited("killed while gohook was attached"));
             }
             if Instant::now() >= deadline {
                 return Err(Error::Timeout {
@@ -787,5 +795,17 @@ pub(crate) fn describe(status: &WaitStatus) -> String {
             )
         }
         other => format!("{other:?}"),
+    }
+}
+
+/// True when thread `tid` of `pid` has exited or is exiting (zombie, dead, or gone from /proc).
+pub(crate) fn thread_dead(pid: i32, tid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) {
+        // The state follows the parenthesised command name, which may itself contain ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|c| matches!(c, 'Z' | 'X' | 'x')),
+        Err(_) => true,
     }
 }

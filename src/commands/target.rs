@@ -41,9 +41,15 @@ impl Target {
             bail!("no process with pid {pid}");
         }
         let exe_link = format!("/proc/{pid}/exe");
-        let exe_path = std::fs::read_link(&exe_link).with_context(|| {
-            format!("cannot read {exe_link} (is the process yours, or are you root?)")
-        })?;
+        let exe_path = match std::fs::read_link(&exe_link) {
+            Ok(p) => p,
+            // The kernel guards /proc/N/exe with the same check as ptrace: say what to change.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+                "permission denied reading {exe_link}: {}",
+                injector::error::PERMISSION_HINT
+            ),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {exe_link}")),
+        };
         let label = format!("pid {pid} ({})", exe_path.display());
         // /proc/N/exe opens the very file the process runs, even if it was deleted or replaced.
         let binary = GoBinary::open(&exe_link).with_context(|| label.clone())?;
