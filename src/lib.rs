@@ -8,6 +8,7 @@ pub mod clock;
 pub mod collector;
 pub mod commands;
 pub mod engine;
+pub mod export;
 pub mod glob;
 pub mod hookplan;
 pub mod ordering;
