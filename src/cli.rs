@@ -52,6 +52,19 @@ pub struct HookArgs {
     /// Write spans to FILE instead of standard error.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Also send the spans to an OpenTelemetry collector over OTLP/HTTP (protobuf); the
+    /// --format output still goes to -o or standard error. URL is the collector's base address
+    /// (`/v1/traces` is appended), e.g. http://localhost:4318. Without URL:
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT, else
+    /// http://localhost:4318. OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT,
+    /// OTEL_SERVICE_NAME (default: the program's file name) and OTEL_RESOURCE_ATTRIBUTES apply.
+    /// Export runs in the background; spans it cannot keep up with are dropped and counted.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub otlp: Option<String>,
+    /// Also write the spans as Chrome trace event JSON to FILE, to open in Perfetto
+    /// (ui.perfetto.dev) or chrome://tracing: one track per goroutine.
+    #[arg(long, value_name = "FILE")]
+    pub chrome_trace: Option<PathBuf>,
     /// Hook function entries only: cheaper, but spans then have no duration.
     #[arg(long)]
     pub no_exit: bool,

@@ -22,10 +22,10 @@ use crate::clock::{rdtsc, TscClock};
 use crate::collector::{Collector, SpanSink, Stats};
 use crate::commands::target::Target;
 use crate::engine::{self, Installed};
+use crate::export::{Outputs, Process};
 use crate::glob::Glob;
 use crate::hookplan::{self, Selection};
 use crate::sink::{JsonSink, PrettySink};
-use crate::spans::Span;
 
 /// Output formats of `run` and `attach`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -49,29 +49,17 @@ pub struct HookOptions {
     pub ring_slots: u32,
     /// Hook returns too (durations, results); `false` hooks entries only.
     pub exits: bool,
+    /// Also export spans over OTLP/HTTP: `Some("")` takes the endpoint from the environment
+    /// (see `export::otlp::resolve_endpoint`).
+    pub otlp: Option<String>,
+    /// Also write a Chrome trace JSON file.
+    pub chrome_trace: Option<PathBuf>,
 }
 
-/// Either sink, writing to a file or standard error.
-enum Sink {
-    Json(JsonSink<Box<dyn Write>>),
-    Pretty(PrettySink<Box<dyn Write>>),
-}
+/// Where spans go: the `--format` output plus the exporters (`--otlp`, `--chrome-trace`).
+type Sink = Outputs;
 
-impl SpanSink for Sink {
-    fn emit(&mut self, span: Span) -> std::io::Result<()> {
-        match self {
-            Sink::Json(s) => s.emit(span),
-            Sink::Pretty(s) => s.emit(span),
-        }
-    }
-    fn finish(&mut self, stats: &Stats) -> std::io::Result<()> {
-        match self {
-            Sink::Json(s) => s.finish(stats),
-            Sink::Pretty(s) => s.finish(stats),
-        }
-    }
-}
-
+/// The `--format` output, to a file or standard error, and the exporters asked for.
 fn open_sink(opts: &HookOptions) -> Result<Sink> {
     let out: Box<dyn Write> = match &opts.output {
         Some(p) => Box::new(BufWriter::new(
@@ -81,10 +69,15 @@ fn open_sink(opts: &HookOptions) -> Result<Sink> {
         // enough to drop records. The sinks flush at the end.
         None => Box::new(BufWriter::new(std::io::stderr())),
     };
-    Ok(match opts.format {
-        Format::Json => Sink::Json(JsonSink::new(out)),
-        Format::Pretty => Sink::Pretty(PrettySink::new(out)),
-    })
+    let primary: Box<dyn SpanSink> = match opts.format {
+        Format::Json => Box::new(JsonSink::new(out)),
+        Format::Pretty => Box::new(PrettySink::new(out)),
+    };
+    Ok(Outputs::open(
+        primary,
+        opts.otlp.as_deref(),
+        opts.chrome_trace.as_deref(),
+    )?)
 }
 
 /// What each selected hook records beyond integer registers (from DWARF, when present).
@@ -226,7 +219,8 @@ pub fn run(program: &Path, args: &[OsString], opts: &HookOptions) -> Result<i32>
     injector::launch::forward_signals(pid)?;
 
     let clock = TscClock::calibrate(Duration::from_millis(20));
-    let mut col = Collector::new(inst.functions.clone(), clock, sink.take().expect("sink"))
+    let sink = sink.take().expect("sink").started(&Process::of(pid, &file));
+    let mut col = Collector::new(inst.functions.clone(), clock, sink)
         .with_string_params(captures.iter().map(|c| c.string_params.clone()).collect())
         .with_exit_coverage(inst.exits_complete.clone());
     let mut status = None;
@@ -336,6 +330,7 @@ pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Resul
     announce(pid, &sel, &inst, pause);
 
     let clock = TscClock::calibrate(Duration::from_millis(20));
+    let sink = sink.started(&Process::of(pid, &target.binary));
     let mut col = Collector::new(inst.functions.clone(), clock, sink)
         .with_string_params(captures.iter().map(|c| c.string_params.clone()).collect())
         .with_exit_coverage(inst.exits_complete.clone());

@@ -15,6 +15,8 @@ fn options(h: &HookArgs) -> HookOptions {
         output: h.output.clone(),
         ring_slots: h.ring_slots,
         exits: !h.no_exit,
+        otlp: h.otlp.clone(),
+        chrome_trace: h.chrome_trace.clone(),
     }
 }
 
