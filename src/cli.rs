@@ -38,6 +38,9 @@ pub enum Command {
     /// Hook a running Go process until it exits, SIGINT/SIGTERM, or --duration; then restore
     /// every original byte and detach.
     Attach(AttachArgs),
+    /// Write a starting hook script for each function GLOB selects, pre-filled with its
+    /// parameters and results (from DWARF), or with a SIGNATURE to complete (stripped binaries).
+    Init(InitArgs),
 }
 
 /// What to hook and where the spans go (`run` and `attach`).
@@ -111,6 +114,23 @@ pub struct InfoArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `gohook init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The Go executable whose functions the scripts hook.
+    pub binary: PathBuf,
+    /// Write a script for every hookable function matching GLOB (repeatable; same patterns as
+    /// `funcs` and `run -f`).
+    #[arg(short = 'f', long = "func", value_name = "GLOB", required = true)]
+    pub funcs: Vec<String>,
+    /// The directory to write the scripts to (created if missing).
+    #[arg(short = 'o', long, value_name = "DIR", default_value = ".")]
+    pub output: PathBuf,
+    /// Replace scripts that already exist.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Arguments of `gohook funcs`.

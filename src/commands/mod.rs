@@ -3,6 +3,7 @@
 pub mod funcs;
 pub mod hook;
 pub mod info;
+pub mod init;
 pub mod target;
 
 use crate::cli::Command;
@@ -14,6 +15,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Info(args) => info::run(&args, &mut out),
         Command::Funcs(args) => funcs::run(&args, &mut out),
+        Command::Init(args) => init::run(&args, &mut out),
         Command::Run(args) => {
             drop(out);
             let code = hook::run(&args)?;
