@@ -102,7 +102,7 @@ impl SlotLayout {
         }
     }
 
-    fn group_size(&self) -> u64 {
+    pub(crate) fn group_size(&self) -> u64 {
         // ctrl word, then 8 slots (slot alignment is at most 8, so they start at 8).
         8 + SLOTS * self.slot_size
     }

@@ -128,11 +128,14 @@ impl Decoder {
                     let _ = write!(out, "time.Time({})", rfc3339(sec, nsec));
                     return Ok(());
                 }
-                out.push_str(&t.name);
                 if deep {
-                    out.push_str("{…}");
+                    let _ = write!(out, "{}{{…}}", t.name);
                     return Ok(());
                 }
+                // One read of the whole struct, so an unreadable struct is one error, not one
+                // per field.
+                Self::read_exact(mem, v.addr, t.size.min(4096), 4096)?;
+                out.push_str(&t.name);
                 out.push('{');
                 for (i, f) in fields.iter().enumerate() {
                     if i > 0 {
