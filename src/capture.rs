@@ -3,14 +3,15 @@
 //! of each string parameter's bytes, taken at the call (a script later sees the string as it was
 //! passed, not as it is when the record is read).
 //!
-//! Types come from DWARF when the binary has it; without DWARF a hook records integer registers
-//! only (user-written signatures come with scripts).
+//! Types come from DWARF when the binary has it, otherwise from a hook script's `SIGNATURE`;
+//! without either a hook records integer registers only.
 
-use gostrings::abi::{self, Location};
-use gostrings::dwarf::Dwarf;
+use gostrings::abi::Location;
 use gostrings::{Kind, TypeTable};
 use trampolines::record::{FIXED_SIZE, MAX_STRINGS};
 use trampolines::stub::{CaptureSpec, IntReg, StringCapture};
+
+use crate::script::types::FuncTypes;
 
 /// What one hook records at entry and at return.
 #[derive(Debug, Clone)]
@@ -57,28 +58,18 @@ fn float_bits(loc: &Location) -> u16 {
     }
 }
 
-/// The captures for function `name`, or integer registers only when its types are unknown.
-pub fn for_function(dwarf: Option<&Dwarf>, name: &str, slot_size: u32) -> Captures {
+/// The captures for a function of types `f` (entries of a [`TypeBook`]), or integer registers
+/// only when its types are unknown.
+///
+/// [`TypeBook`]: crate::script::types::TypeBook
+pub fn for_types(table: &TypeTable, f: Option<&FuncTypes>, slot_size: u32) -> Captures {
     let mut c = Captures::ints_only();
-    let Some(dwarf) = dwarf else { return c };
-    let Some(entry) = dwarf.function(name) else {
-        return c;
-    };
-    let mut table = TypeTable::new();
-    let mut types = dwarf.types();
-    let Ok(f) = types.function(entry, &mut table) else {
-        return c;
-    };
-    let params: Vec<_> = f.params.iter().map(|p| p.ty).collect();
-    let results: Vec<_> = f.results.iter().map(|p| p.ty).collect();
-    let Ok(frame) = abi::assign(&table, &params, &results, abi::dictionary_index(name)) else {
-        return c;
-    };
+    let Some(f) = f else { return c };
     c.entry.string_cap = string_budget(slot_size);
-    for (p, loc) in f.params.iter().zip(&frame.params) {
-        c.entry.float_mask |= float_bits(loc);
+    for p in &f.params {
+        c.entry.float_mask |= float_bits(&p.loc);
         let is_string = table.get(p.ty).is_some_and(|t| t.kind == Kind::String);
-        if let (true, Location::Registers(pieces)) = (is_string, loc) {
+        if let (true, Location::Registers(pieces)) = (is_string, &p.loc) {
             if let [ptr, len] = pieces.as_slice() {
                 if let (Some(ptr), Some(len), false, false) = (
                     int_reg(ptr.reg.index()),
@@ -94,8 +85,8 @@ pub fn for_function(dwarf: Option<&Dwarf>, name: &str, slot_size: u32) -> Captur
             }
         }
     }
-    for loc in &frame.results {
-        c.exit.float_mask |= float_bits(loc);
+    for r in &f.results {
+        c.exit.float_mask |= float_bits(&r.loc);
     }
     c
 }
@@ -113,7 +104,7 @@ mod tests {
 
     #[test]
     fn without_types_only_integer_registers_are_recorded() {
-        let c = for_function(None, "main.f", 512);
+        let c = for_types(&TypeTable::new(), None, 512);
         assert_eq!(c.entry.int_mask, 0x1ff);
         assert_eq!(c.entry.float_mask, 0);
         assert!(c.entry.strings.is_empty());

@@ -47,8 +47,17 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct HookArgs {
     /// Hook every hookable function matching GLOB (repeatable; same patterns as `funcs`).
-    #[arg(short = 'f', long = "func", value_name = "GLOB", required = true)]
+    /// Optional when a script is given.
+    #[arg(short = 'f', long = "func", value_name = "GLOB")]
     pub funcs: Vec<String>,
+    /// Run the hook script PATH (a `.rhai` file, or a directory of them; repeatable): it also
+    /// hooks the functions its HOOK names and makes their spans.
+    #[arg(short = 's', long = "script", value_name = "PATH")]
+    pub scripts: Vec<PathBuf>,
+    /// Do not load gohook's bundled scripts (which make spans of well-known functions, such as
+    /// net/http's, when they are hooked).
+    #[arg(long)]
+    pub no_default_scripts: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "pretty")]
     pub format: crate::trace::Format,

@@ -1,10 +1,15 @@
 //! Turns the stream of hook records into spans: reorders records by timestamp, pairs entries
-//! with exits per goroutine, assigns trace and span IDs with parent links, and hands finished
-//! spans to a sink.
+//! with exits per goroutine, runs the hooks' scripts (if any) on the ordered records, assigns
+//! trace and span IDs with parent links, and hands finished spans to a sink.
+//!
+//! A call produces a span unless its hook has scripts and none of them started one; spans nest
+//! under the nearest enclosing call that has a span (on the same goroutine, or else, for a
+//! goroutine's first span, on the goroutine that started it).
 
 use crate::clock::TscClock;
 use crate::ordering::Reorder;
 use crate::pairing::{Ending, Pairer};
+use crate::script::{self, Runtime};
 use crate::spans::{AttrValue, Span, SpanId, SpanKind, Status, TraceId};
 
 /// Whether a record marks a function's entry or its return.
@@ -33,6 +38,9 @@ pub struct Event {
     pub depth: u64,
     /// Integer registers RAX, RBX, RCX, RDI, RSI, R8–R11 (arguments at entry, results at exit).
     pub int_regs: [u64; 9],
+    /// Low 64 bits of X0–X14 (float arguments at entry, results at exit); 0 where the hook does
+    /// not record them.
+    pub float_regs: [u64; 15],
     /// String arguments copied at entry: (length at the call, the first bytes).
     pub strings: Vec<(u32, Vec<u8>)>,
 }
@@ -48,6 +56,8 @@ pub struct Stats {
     pub orphan_exits: u64,
     /// Records naming a hook gohook did not install (corrupt ring contents).
     pub bad_records: u64,
+    /// Hook-script runtime errors (each distinct message was printed once).
+    pub script_errors: u64,
 }
 
 /// Receives finished spans.
@@ -58,9 +68,11 @@ pub trait SpanSink {
     fn finish(&mut self, stats: &Stats) -> std::io::Result<()>;
 }
 
+/// One open call: its span (none when its scripts started none) and its scripts' progress.
 struct Open {
-    span: Span,
+    span: Option<Span>,
     hook: u32,
+    call: Option<script::Call>,
 }
 
 /// The record-to-span pipeline.
@@ -71,6 +83,7 @@ pub struct Collector<S: SpanSink> {
     clock: TscClock,
     reorder: Reorder<Event>,
     pairer: Pairer<Open>,
+    scripts: Option<Runtime>,
     sink: S,
     stats: Stats,
     last_tsc: u64,
@@ -92,6 +105,7 @@ impl<S: SpanSink> Collector<S> {
             clock,
             reorder: Reorder::new(),
             pairer: Pairer::new(),
+            scripts: None,
             sink,
             stats: Stats::default(),
             last_tsc: 0,
@@ -105,6 +119,12 @@ impl<S: SpanSink> Collector<S> {
     /// `arg.<name>` attributes.
     pub fn with_string_params(mut self, names: Vec<Vec<String>>) -> Self {
         self.string_params = names;
+        self
+    }
+
+    /// Runs `scripts` on the calls of the hooks they are bound to.
+    pub fn with_scripts(mut self, scripts: Runtime) -> Self {
+        self.scripts = Some(scripts);
         self
     }
 
@@ -188,6 +208,7 @@ impl<S: SpanSink> Collector<S> {
             self.end_span(o, how, end);
         }
         self.stats.orphan_exits = self.pairer.orphan_exits();
+        self.stats.script_errors = self.scripts.as_ref().map_or(0, Runtime::error_count);
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -211,25 +232,25 @@ impl<S: SpanSink> Collector<S> {
         match ev.kind {
             EventKind::Entry => {
                 let function = self.functions[ev.hook as usize].clone();
-                let names = self.string_params.get(ev.hook as usize);
-                let args: Vec<(String, AttrValue)> = ev
-                    .strings
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, (len, bytes))| {
-                        let name = names?.get(i)?;
-                        let mut v = String::from_utf8_lossy(bytes).into_owned();
-                        if (bytes.len() as u64) < u64::from(*len) {
-                            v.push('…');
-                        }
-                        Some((format!("arg.{name}"), AttrValue::Str(v)))
-                    })
-                    .collect();
-                // A goroutine's first call is a child of whatever its creator has open.
-                let creator = if ev.parent_goid != 0 && self.pairer.innermost(ev.goid).is_none() {
+                let (call, plan) = match self.scripts.as_mut() {
+                    Some(rt) if rt.is_scripted(ev.hook) => {
+                        let call = rt.enter(&ev, now);
+                        let plan = call.span().map(|(n, k)| (n.clone(), *k, Vec::new()));
+                        (Some(call), plan)
+                    }
+                    _ => (
+                        None,
+                        Some((function.clone(), SpanKind::Internal, self.string_args(&ev))),
+                    ),
+                };
+                // A goroutine's first span is a child of whatever span its creator has open.
+                let creator = if ev.parent_goid != 0
+                    && !self.pairer.open_on(ev.goid).any(|o| o.span.is_some())
+                {
                     self.pairer
-                        .innermost(ev.parent_goid)
-                        .map(|o| (o.span.trace_id, o.span.span_id, o.span.depth))
+                        .open_on(ev.parent_goid)
+                        .find_map(|o| o.span.as_ref())
+                        .map(|s| (s.trace_id, s.span_id, s.depth))
                 } else {
                     None
                 };
@@ -237,31 +258,41 @@ impl<S: SpanSink> Collector<S> {
                     ev.goid,
                     ev.depth,
                     ev.hook,
-                    |parent| {
-                        let (trace_id, parent_span_id, depth) = match (parent, creator) {
-                            (Some(p), _) => {
-                                (p.span.trace_id, Some(p.span.span_id), p.span.depth + 1)
+                    |open| {
+                        let mut parent = None;
+                        for o in open {
+                            if let Some(s) = &o.span {
+                                parent = Some((s.trace_id, s.span_id, s.depth));
+                                break;
                             }
-                            (None, Some((t, s, d))) => (t, Some(s), d + 1),
-                            (None, None) => (TraceId::random(), None, 0),
-                        };
-                        Open {
-                            hook: ev.hook,
-                            span: Span {
+                        }
+                        let span = plan.map(|(name, kind, attributes)| {
+                            let (trace_id, parent_span_id, depth) = match (parent, creator) {
+                                (Some((t, s, d)), _) | (None, Some((t, s, d))) => {
+                                    (t, Some(s), d + 1)
+                                }
+                                (None, None) => (TraceId::random(), None, 0),
+                            };
+                            Span {
                                 trace_id,
                                 span_id: SpanId::random(),
                                 parent_span_id,
-                                name: function.clone(),
-                                kind: SpanKind::Internal,
+                                name,
+                                kind,
                                 start_unix_nano: now,
                                 end_unix_nano: now,
                                 status: Status::Unset,
-                                attributes: args,
+                                attributes,
                                 goroutine: ev.goid,
                                 function,
                                 depth,
                                 events: Vec::new(),
-                            },
+                            }
+                        });
+                        Open {
+                            hook: ev.hook,
+                            span,
+                            call,
                         }
                     },
                     |o, how| ended.push((o, how)),
@@ -272,14 +303,41 @@ impl<S: SpanSink> Collector<S> {
                     .exit(ev.goid, ev.depth, ev.hook, |o, how| ended.push((o, how)));
             }
         }
-        for (o, how) in ended {
+        for (mut o, how) in ended {
+            if let (Ending::Returned, EventKind::Exit, Some(call), Some(rt)) =
+                (how, ev.kind, o.call.as_mut(), self.scripts.as_mut())
+            {
+                rt.leave(call, &ev, now);
+            }
             self.end_span(o, how, now);
         }
     }
 
+    /// The default span's attributes: each string argument copied at the call, `arg.<name>`.
+    fn string_args(&self, ev: &Event) -> Vec<(String, AttrValue)> {
+        let names = self.string_params.get(ev.hook as usize);
+        ev.strings
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (len, bytes))| {
+                let name = names?.get(i)?;
+                let mut v = String::from_utf8_lossy(bytes).into_owned();
+                if (bytes.len() as u64) < u64::from(*len) {
+                    v.push('…');
+                }
+                Some((format!("arg.{name}"), AttrValue::Str(v)))
+            })
+            .collect()
+    }
+
     fn end_span(&mut self, open: Open, how: Ending, end_ns: u64) {
         let hook = open.hook;
-        let mut span = open.span;
+        let Some(mut span) = open.span else {
+            return;
+        };
+        if let Some(call) = open.call {
+            call.apply(&mut span);
+        }
         span.end_unix_nano = end_ns.max(span.start_unix_nano);
         let covered = self
             .exits_complete
@@ -340,6 +398,7 @@ mod tests {
             parent_goid: 0,
             depth,
             int_regs: [0; 9],
+            float_regs: [0; 15],
             strings: vec![],
         }
     }

@@ -259,6 +259,10 @@ pub fn event_from(r: &Record) -> Event {
     for (dst, src) in int_regs.iter_mut().zip(r.ints.iter()) {
         *dst = src.unwrap_or(0);
     }
+    let mut float_regs = [0u64; 15];
+    for (dst, src) in float_regs.iter_mut().zip(r.floats.iter()) {
+        *dst = src.unwrap_or(0);
+    }
     Event {
         hook: r.hook_id,
         kind: match r.kind {
@@ -270,6 +274,7 @@ pub fn event_from(r: &Record) -> Event {
         parent_goid: r.parent_goid.unwrap_or(0),
         depth: r.depth,
         int_regs,
+        float_regs,
         strings: r.strings.iter().map(|s| (s.len, s.bytes.clone())).collect(),
     }
 }

@@ -13,6 +13,7 @@ pub mod glob;
 pub mod hookplan;
 pub mod ordering;
 pub mod pairing;
+pub mod script;
 pub mod sink;
 pub mod spans;
 pub mod trace;

@@ -55,14 +55,14 @@ impl<T> Pairer<T> {
     ///
     /// Open calls on that goroutine at the same or a greater depth cannot still be running (a
     /// new activation now occupies their stack slot), so they are ended as
-    /// [`Ending::Unwound`] first. `make` builds the new call's payload given the payload of the
-    /// innermost call still open on this goroutine (its parent), if any.
+    /// [`Ending::Unwound`] first. `make` builds the new call's payload given the payloads of the
+    /// calls still open on this goroutine, innermost (the parent) first.
     pub fn enter(
         &mut self,
         goid: u64,
         depth: u64,
         hook: u32,
-        make: impl FnOnce(Option<&T>) -> T,
+        make: impl FnOnce(&mut dyn Iterator<Item = &T>) -> T,
         mut ended: impl FnMut(T, Ending),
     ) {
         let stack = self.open.entry(goid).or_default();
@@ -71,7 +71,7 @@ impl<T> Pairer<T> {
                 ended(f.payload, Ending::Unwound);
             }
         }
-        let payload = make(stack.last().map(|f| &f.payload));
+        let payload = make(&mut stack.iter().rev().map(|f| &f.payload));
         stack.push(Frame {
             depth,
             hook,
@@ -111,10 +111,15 @@ impl<T> Pairer<T> {
 
     /// The payload of the innermost open call on `goid`, if any.
     pub fn innermost(&self, goid: u64) -> Option<&T> {
+        self.open_on(goid).next()
+    }
+
+    /// The payloads of the calls open on `goid`, innermost first.
+    pub fn open_on(&self, goid: u64) -> impl Iterator<Item = &T> {
         self.open
             .get(&goid)
-            .and_then(|s| s.last())
-            .map(|f| &f.payload)
+            .into_iter()
+            .flat_map(|s| s.iter().rev().map(|f| &f.payload))
     }
 
     /// Ends every call still open, innermost first, as [`Ending::Unfinished`].
@@ -156,7 +161,7 @@ mod tests {
                     g,
                     d,
                     h,
-                    |parent| (name, parent.map(|x| x.0.clone())),
+                    |open| (name, open.next().map(|x| x.0.clone())),
                     |t, e| out.push((t.0, t.1, e)),
                 );
             } else {

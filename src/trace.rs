@@ -3,14 +3,17 @@
 //! hooks with the world stopped, detach at once, and then only read the shared ring until the
 //! end; `attach` re-attaches at the end to restore every original byte.
 
+use std::cell::Cell;
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use gostrings::dwarf::Dwarf;
 use gostrings::goroutines::{GLayout, GoroutineScanner};
 use gostrings::GoBinary;
@@ -24,7 +27,9 @@ use crate::commands::target::Target;
 use crate::engine::{self, Installed};
 use crate::export::{Outputs, Process};
 use crate::glob::Glob;
-use crate::hookplan::{self, Selection};
+use crate::hookplan::{self, SelectError, Selection};
+use crate::script::types::{self, TypeBook};
+use crate::script::{self, Origin, PatternMatcher, Runtime, Script};
 use crate::sink::{JsonSink, PrettySink};
 
 /// Output formats of `run` and `attach`.
@@ -54,6 +59,10 @@ pub struct HookOptions {
     pub otlp: Option<String>,
     /// Also write a Chrome trace JSON file.
     pub chrome_trace: Option<PathBuf>,
+    /// Hook scripts (`-s`): files or directories of `.rhai` files, in order.
+    pub scripts: Vec<PathBuf>,
+    /// Load the bundled scripts too (`--no-default-scripts` turns them off).
+    pub default_scripts: bool,
 }
 
 /// Where spans go: the `--format` output plus the exporters (`--otlp`, `--chrome-trace`).
@@ -80,25 +89,181 @@ fn open_sink(opts: &HookOptions) -> Result<Sink> {
     )?)
 }
 
-/// What each selected hook records beyond integer registers (from DWARF, when present).
-fn captures_for(bin: &GoBinary, sel: &Selection, layout: &RingLayout) -> Vec<Captures> {
+/// What each selected hook records beyond integer registers, and the hooks' types (from DWARF,
+/// or from the scripts' SIGNATUREs).
+fn types_and_captures(
+    bin: &GoBinary,
+    sel: &Selection,
+    scripts: &[Script],
+    by_hook: &[Vec<usize>],
+    layout: &RingLayout,
+) -> Result<(TypeBook, Vec<Captures>)> {
     let dwarf = if bin.has_dwarf() {
         Dwarf::load(&bin.elf).ok()
     } else {
         None
     };
-    sel.hooks
+    // Per hook, the first of its scripts that gives a SIGNATURE.
+    let sig_script: Vec<Option<&Script>> = by_hook
         .iter()
-        .map(|h| capture::for_function(dwarf.as_ref(), &h.func.name, layout.slot_size()))
-        .collect()
+        .map(|list| {
+            list.iter()
+                .map(|&i| &scripts[i])
+                .find(|s| s.signature.is_some())
+        })
+        .collect();
+    let requests: Vec<types::Request<'_>> = sel
+        .hooks
+        .iter()
+        .zip(&sig_script)
+        .map(|(h, s)| types::Request {
+            function: &h.func.name,
+            signature: s.and_then(|s| Some((s.name.as_str(), s.signature.as_deref()?))),
+        })
+        .collect();
+    let book = types::resolve(bin, dwarf.as_ref(), &requests, |i| {
+        sig_script[i].is_some_and(|s| s.origin != Origin::Bundled)
+    })?;
+    let captures = book
+        .funcs
+        .iter()
+        .map(|f| capture::for_types(&book.table, f.as_ref().ok(), layout.slot_size()))
+        .collect();
+    Ok((book, captures))
 }
 
-fn select(bin: &GoBinary, bias: u64, globs: &[String]) -> Result<Selection> {
+/// Selects the functions matching `globs` (`-f`) and the scripts' HOOK patterns, and says which
+/// scripts run on each selected function. A `-f` glob or a user script's pattern matching
+/// nothing hookable is an error naming the closest functions; a bundled script's is skipped.
+fn select(
+    bin: &GoBinary,
+    bias: u64,
+    globs: &[String],
+    scripts: &[Script],
+) -> Result<(Selection, Vec<Vec<usize>>)> {
     let compiled: Vec<(String, Glob)> = globs.iter().map(|g| (g.clone(), Glob::new(g))).collect();
-    let sel = hookplan::select(bin, bias, globs, |glob, name| {
-        compiled.iter().any(|(g, c)| g == glob && c.matches(name))
-    })?;
-    Ok(sel)
+    let mut sel = if globs.is_empty() {
+        Selection::default()
+    } else {
+        hookplan::select(bin, bias, globs, |glob, name| {
+            compiled.iter().any(|(g, c)| g == glob && c.matches(name))
+        })?
+    };
+    if scripts.is_empty() {
+        return Ok((sel, Vec::new()));
+    }
+    let names: Vec<String> = bin
+        .pclntab
+        .funcs()
+        .filter_map(|f| f.ok().map(|f| f.name))
+        .collect();
+    let name_set: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let matcher = PatternMatcher::new(
+        scripts
+            .iter()
+            .flat_map(|s| s.hooks.iter().map(String::as_str)),
+        &name_set,
+    );
+    for s in scripts {
+        for pat in &s.hooks {
+            match hookplan::select(bin, bias, std::slice::from_ref(pat), |p, n| {
+                matcher.matches(p, n)
+            }) {
+                Ok(more) => merge(&mut sel, more),
+                Err(SelectError::NoHookableMatch { .. }) if s.origin == Origin::Bundled => {}
+                Err(SelectError::NoHookableMatch {
+                    glob,
+                    closest,
+                    refused,
+                }) => {
+                    let mut msg = format!("{}: HOOK {glob:?} matches no hookable function", s.name);
+                    if !refused.is_empty() {
+                        let list: Vec<String> = refused
+                            .iter()
+                            .take(5)
+                            .map(|(n, r)| format!("{n}: {r}"))
+                            .collect();
+                        msg.push_str(&format!("; matched but refused: {}", list.join("; ")));
+                    } else if !closest.is_empty() {
+                        msg.push_str(&format!("; closest names: {}", closest.join(", ")));
+                    }
+                    bail!(msg);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let functions: Vec<String> = sel.hooks.iter().map(|h| h.func.name.clone()).collect();
+    let by_hook = script::bind(scripts, &functions, &matcher);
+    Ok((sel, by_hook))
+}
+
+/// Adds the functions of `more` not yet in `sel`.
+fn merge(sel: &mut Selection, more: Selection) {
+    for h in more.hooks {
+        if !sel.hooks.iter().any(|x| x.func.entry == h.func.entry) {
+            sel.hooks.push(h);
+        }
+    }
+    for r in more.refused {
+        if !sel.refused.contains(&r) {
+            sel.refused.push(r);
+        }
+    }
+}
+
+/// The scripts' runtime for the hooked process `pid`, when any hook has a script; and the
+/// switch that tells its memory the process has exited.
+fn script_runtime(
+    target: &Target,
+    pid: i32,
+    scripts: Vec<Script>,
+    by_hook: Vec<Vec<usize>>,
+    book: TypeBook,
+    captures: &[Captures],
+    functions: &[String],
+) -> Option<(Runtime, Rc<Cell<bool>>)> {
+    if by_hook.iter().all(Vec::is_empty) {
+        return None;
+    }
+    let mem = script::memory::TargetMemory::new(Some(pid), target.binary.elf.clone(), target.bias);
+    let gone = mem.gone_switch();
+    let rt = script::runtime_for(
+        &target.binary,
+        target.bias,
+        scripts,
+        by_hook,
+        book,
+        captures,
+        functions,
+        Rc::new(mem),
+    );
+    Some((rt, gone))
+}
+
+fn report_script_errors(stats: &Stats) {
+    if stats.script_errors > 0 {
+        eprintln!(
+            "gohook: {} hook-script error{} (each distinct message printed once)",
+            stats.script_errors,
+            if stats.script_errors == 1 { "" } else { "s" }
+        );
+    }
+}
+
+/// What `run` prepared and installed while the new process was stopped.
+struct Prepared {
+    sel: Selection,
+    inst: Installed,
+    pause: Duration,
+    captures: Vec<Captures>,
+    book: TypeBook,
+    by_hook: Vec<Vec<usize>>,
+    target: Target,
+}
+
+fn names_of(sel: &Selection) -> Vec<String> {
+    sel.hooks.iter().map(|h| h.func.name.clone()).collect()
 }
 
 /// One line on standard error saying what was hooked (and what was not, and why).
@@ -176,18 +341,28 @@ pub fn run(program: &Path, args: &[OsString], opts: &HookOptions) -> Result<i32>
     // Plan against the file first, so a bad glob fails before anything is started.
     let path = resolve_program(program)?;
     let file = GoBinary::open(&path).with_context(|| path.display().to_string())?;
-    select(&file, 0, &opts.globs)?;
+    let scripts = script::load(&opts.scripts, opts.default_scripts)?;
     let layout = engine::ring_layout(opts.ring_slots)?;
+    let (file_sel, file_bind) = select(&file, 0, &opts.globs, &scripts)?;
+    // Types (and SIGNATURE errors) from the file; the process runs the same file, so they are
+    // reused unless the selection there differs.
+    let mut planned = Some((
+        names_of(&file_sel),
+        types_and_captures(&file, &file_sel, &scripts, &file_bind, &layout)?,
+    ));
     let mut sink = Some(open_sink(opts)?);
 
     let launched = injector::launch(program, args, Duration::from_secs(5))
         .with_context(|| format!("starting {}", program.display()))?;
     let pid = launched.pid;
     let mut world = launched.world;
-    let result = (|| -> Result<(Selection, Installed, Duration, Vec<Captures>)> {
+    let result = (|| -> Result<Prepared> {
         let target = Target::open(None, Some(pid))?;
-        let sel = select(&target.binary, target.bias, &opts.globs)?;
-        let captures = captures_for(&target.binary, &sel, &layout);
+        let (sel, by_hook) = select(&target.binary, target.bias, &opts.globs, &scripts)?;
+        let (book, captures) = match planned.take() {
+            Some((names, tc)) if names == names_of(&sel) => tc,
+            _ => types_and_captures(&target.binary, &sel, &scripts, &by_hook, &layout)?,
+        };
         let started = Instant::now();
         let inst = engine::install(
             &mut world,
@@ -201,9 +376,25 @@ pub fn run(program: &Path, args: &[OsString], opts: &HookOptions) -> Result<i32>
             // can be parked inside an epilogue and every exit site is safe to patch.
             |_, _| Ok(true),
         )?;
-        Ok((sel, inst, started.elapsed(), captures))
+        Ok(Prepared {
+            pause: started.elapsed(),
+            sel,
+            inst,
+            captures,
+            book,
+            by_hook,
+            target,
+        })
     })();
-    let (sel, mut inst, pause, captures) = match result {
+    let Prepared {
+        sel,
+        mut inst,
+        pause,
+        captures,
+        book,
+        by_hook,
+        target,
+    } = match result {
         Ok(x) => x,
         Err(e) => {
             // Never leave a half-hooked child behind: it was started by us and has run nothing.
@@ -223,6 +414,19 @@ pub fn run(program: &Path, args: &[OsString], opts: &HookOptions) -> Result<i32>
     let mut col = Collector::new(inst.functions.clone(), clock, sink)
         .with_string_params(captures.iter().map(|c| c.string_params.clone()).collect())
         .with_exit_coverage(inst.exits_complete.clone());
+    let mut gone_switch = None;
+    if let Some((rt, gone)) = script_runtime(
+        &target,
+        pid,
+        scripts,
+        by_hook,
+        book,
+        &captures,
+        &inst.functions,
+    ) {
+        col = col.with_scripts(rt);
+        gone_switch = Some(gone);
+    }
     let mut status = None;
     consume(&mut inst, &mut col, || {
         if status.is_none() {
@@ -230,8 +434,12 @@ pub fn run(program: &Path, args: &[OsString], opts: &HookOptions) -> Result<i32>
         }
         status.is_some()
     });
+    if let Some(g) = gone_switch {
+        g.set(true);
+    }
     let stats = col.finish().context("writing spans")?;
     report_drops(&stats);
+    report_script_errors(&stats);
     let status = status.expect("loop ends only on exit");
     if let injector::ExitStatus::Signaled { signal, .. } = status {
         eprintln!("gohook: pid {pid} was killed by signal {signal}");
@@ -268,10 +476,11 @@ fn alive(pid: i32) -> bool {
 /// `gohook attach`: hooks the running process `pid` until it exits, SIGINT/SIGTERM, or
 /// `duration`; then removes every patch (the original bytes come back exactly) and detaches.
 pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Result<()> {
+    let scripts = script::load(&opts.scripts, opts.default_scripts)?;
     let target = Target::open(None, Some(pid))?;
-    let sel = select(&target.binary, target.bias, &opts.globs)?;
-    let captures = captures_for(&target.binary, &sel, &engine::ring_layout(opts.ring_slots)?);
     let layout = engine::ring_layout(opts.ring_slots)?;
+    let (sel, by_hook) = select(&target.binary, target.bias, &opts.globs, &scripts)?;
+    let (book, captures) = types_and_captures(&target.binary, &sel, &scripts, &by_hook, &layout)?;
     let sink = open_sink(opts)?;
     catch_stop_signals();
     // Everything that reads only the file (the g layout may come from DWARF) is done before the
@@ -334,6 +543,19 @@ pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Resul
     let mut col = Collector::new(inst.functions.clone(), clock, sink)
         .with_string_params(captures.iter().map(|c| c.string_params.clone()).collect())
         .with_exit_coverage(inst.exits_complete.clone());
+    let mut gone_switch = None;
+    if let Some((rt, gone)) = script_runtime(
+        &target,
+        pid,
+        scripts,
+        by_hook,
+        book,
+        &captures,
+        &inst.functions,
+    ) {
+        col = col.with_scripts(rt);
+        gone_switch = Some(gone);
+    }
     let begun = Instant::now();
     let mut gone = false;
     consume(&mut inst, &mut col, || {
@@ -342,6 +564,9 @@ pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Resul
     });
     if gone {
         eprintln!("gohook: pid {pid} exited");
+        if let Some(g) = &gone_switch {
+            g.set(true);
+        }
     } else {
         for id in 0..inst.functions.len() {
             let _ = inst.ring.set_enabled(id as u32, false);
@@ -354,6 +579,7 @@ pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Resul
     }
     let stats = col.finish().context("writing spans")?;
     report_drops(&stats);
+    report_script_errors(&stats);
     Ok(())
 }
 

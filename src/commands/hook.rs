@@ -8,8 +8,11 @@ use anyhow::{bail, Result};
 use crate::cli::{AttachArgs, HookArgs, RunArgs};
 use crate::trace::{self, HookOptions};
 
-fn options(h: &HookArgs) -> HookOptions {
-    HookOptions {
+fn options(h: &HookArgs) -> Result<HookOptions> {
+    if h.funcs.is_empty() && h.scripts.is_empty() {
+        bail!("nothing to hook: give -f GLOB or -s SCRIPT");
+    }
+    Ok(HookOptions {
         globs: h.funcs.clone(),
         format: h.format,
         output: h.output.clone(),
@@ -17,7 +20,26 @@ fn options(h: &HookArgs) -> HookOptions {
         exits: !h.no_exit,
         otlp: h.otlp.clone(),
         chrome_trace: h.chrome_trace.clone(),
+        scripts: h.scripts.clone(),
+        default_scripts: !h.no_default_scripts,
+    })
+}
+
+/// A script that does not load is a usage error: one line, exit status 2 (as clap's errors),
+/// before anything was started or attached.
+fn usage_exit<T>(r: Result<T>) -> Result<T> {
+    if let Err(e) = &r {
+        let usage = e
+            .downcast_ref::<crate::script::LoadError>()
+            .is_some_and(|l| l.is_usage())
+            || e.downcast_ref::<crate::script::types::SignatureProblem>()
+                .is_some();
+        if usage {
+            eprintln!("gohook: {e}");
+            std::process::exit(2);
+        }
     }
+    r
 }
 
 /// Runs the program under hooks; returns the exit status gohook should exit with.
@@ -25,7 +47,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let Some((program, rest)) = args.command.split_first() else {
         bail!("no program given after --");
     };
-    trace::run(Path::new(program), rest, &options(&args.hook))
+    usage_exit(trace::run(Path::new(program), rest, &options(&args.hook)?))
 }
 
 /// Hooks a running process for a while.
@@ -37,5 +59,5 @@ pub fn attach(args: &AttachArgs) -> Result<()> {
         Some(s) => Some(Duration::from_secs_f64(s)),
         None => None,
     };
-    trace::attach(args.pid, duration, &options(&args.hook))
+    usage_exit(trace::attach(args.pid, duration, &options(&args.hook)?))
 }

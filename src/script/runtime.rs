@@ -1,0 +1,302 @@
+//! Running the scripts of a trace on its calls: `on_enter` at the entry record, `on_leave` at the
+//! exit record, each script of a hook in the order given, each with its own `ctx.state` for the
+//! call. Runtime errors are printed once per distinct message and counted; the failing script's
+//! output for that call is dropped (an error in `on_enter` drops everything that script would
+//! have contributed to the call, including its span; one in `on_leave` drops that function's
+//! attributes, status and events). The target is never affected.
+
+use std::collections::HashSet;
+use std::rc::Rc;
+
+use gostrings::value::Decoder;
+use gostrings::MemoryReader;
+use rhai::{CallFnOptions, Dynamic, EvalAltResult, Map};
+
+use super::ctx::{CallData, Ctx, Effects, HookInfo, Phase};
+use super::loader::Script;
+use super::sandbox::MAX_OPERATIONS;
+use crate::collector::Event;
+use crate::spans::{Span, SpanKind};
+
+/// A runtime error reduced to what the user needs: the script line and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    /// 1-based line in the script, when known.
+    pub line: Option<usize>,
+    /// The message (a decoder's message as is).
+    pub message: String,
+}
+
+/// The innermost cause of a Rhai error (errors inside nested script functions are wrapped), its
+/// line, and its message without Rhai's position suffix.
+pub fn describe(e: &EvalAltResult) -> Described {
+    let mut e = e;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = e {
+        e = inner;
+    }
+    let line = e.position().line();
+    let message = match e {
+        EvalAltResult::ErrorRuntime(v, _) => v.to_string(),
+        EvalAltResult::ErrorTooManyOperations(_) => {
+            format!("too many operations: a call may perform at most {MAX_OPERATIONS}")
+        }
+        other => {
+            // Rhai's text ends with ` (line L, position C)` when it has a position.
+            let text = other.to_string();
+            let suffix = format!(" ({})", other.position());
+            match text.strip_suffix(&suffix) {
+                Some(t) if !other.position().is_none() => t.to_owned(),
+                _ => text,
+            }
+        }
+    };
+    Described { line, message }
+}
+
+/// Distinct runtime-error lines already printed, and how many errors there were.
+#[derive(Debug, Default)]
+struct ErrorLog {
+    printed: HashSet<String>,
+    count: u64,
+}
+
+impl ErrorLog {
+    fn report(&mut self, script: &str, phase: Phase, function: &str, e: &EvalAltResult) {
+        self.count += 1;
+        let d = describe(e);
+        let line = match d.line {
+            Some(l) => format!(
+                "{script}:{l}: {} (in {} of {function})",
+                d.message,
+                phase.function_name()
+            ),
+            None => format!(
+                "{script}: {} (in {} of {function})",
+                d.message,
+                phase.function_name()
+            ),
+        };
+        // Addresses differ from call to call: the same failure is printed once, not per address.
+        if self.printed.len() < 1000 && self.printed.insert(mask_hex(&line)) {
+            eprintln!("gohook: {line}");
+        }
+    }
+}
+
+/// `text` with every `0x…` number replaced by `0x_`.
+fn mask_hex(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("0x") {
+        out.push_str(&rest[..i + 2]);
+        rest = &rest[i + 2..];
+        let n = rest
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(rest.len());
+        if n > 0 {
+            out.push('_');
+        }
+        rest = &rest[n..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One script's part in one call.
+struct Part {
+    script: usize,
+    state: Map,
+    enter: Effects,
+    leave: Effects,
+    failed: bool,
+}
+
+/// What the scripts of a hook made of one call so far.
+pub struct Call {
+    parts: Vec<Part>,
+    span: Option<(String, SpanKind)>,
+}
+
+impl Call {
+    /// The span the scripts started in `on_enter` (name, kind), if any: a call whose scripts
+    /// start none produces no span, and calls inside it attach to the nearest enclosing span.
+    pub fn span(&self) -> Option<&(String, SpanKind)> {
+        self.span.as_ref()
+    }
+
+    /// Writes the attributes, status, events (and an `on_leave` rename) into `span`, script by
+    /// script in order, `on_enter`'s before `on_leave`'s.
+    pub fn apply(self, span: &mut Span) {
+        for p in self.parts.into_iter().filter(|p| !p.failed) {
+            for fx in [p.enter, p.leave] {
+                if let Some((name, kind)) = fx.span {
+                    span.name = name;
+                    span.kind = kind;
+                }
+                for (k, v) in fx.attrs {
+                    span.set_attr(&k, v);
+                }
+                if let Some(s) = fx.status {
+                    span.status = s;
+                }
+                span.events.extend(fx.events);
+            }
+        }
+    }
+}
+
+/// The scripts of a trace, bound to its hooks, with the decoder and the target's memory.
+pub struct Runtime {
+    scripts: Vec<Script>,
+    by_hook: Vec<Vec<usize>>,
+    hooks: Vec<Rc<HookInfo>>,
+    decoder: Rc<Decoder>,
+    memory: Rc<dyn MemoryReader>,
+    errors: ErrorLog,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("scripts", &self.scripts)
+            .field("by_hook", &self.by_hook)
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// Scripts `scripts`; hook `h` runs `scripts[i]` for each `i` in `by_hook[h]`, in order, and
+    /// its function is described by `hooks[h]`. Values are decoded by `decoder` over `memory`.
+    pub fn new(
+        scripts: Vec<Script>,
+        by_hook: Vec<Vec<usize>>,
+        hooks: Vec<HookInfo>,
+        decoder: Decoder,
+        memory: Rc<dyn MemoryReader>,
+    ) -> Self {
+        Runtime {
+            scripts,
+            by_hook,
+            hooks: hooks.into_iter().map(Rc::new).collect(),
+            decoder: Rc::new(decoder),
+            memory,
+            errors: ErrorLog::default(),
+        }
+    }
+
+    /// True when hook `hook` has at least one script.
+    pub fn is_scripted(&self, hook: u32) -> bool {
+        self.by_hook
+            .get(hook as usize)
+            .is_some_and(|s| !s.is_empty())
+    }
+
+    /// Runtime errors so far (each distinct message was printed once).
+    pub fn error_count(&self) -> u64 {
+        self.errors.count
+    }
+
+    fn data(&self, ev: &Event, phase: Phase, ts: u64, span_open: bool) -> Option<CallData> {
+        Some(CallData {
+            phase,
+            info: self.hooks.get(ev.hook as usize)?.clone(),
+            goroutine: ev.goid,
+            timestamp: ts,
+            ints: ev.int_regs,
+            floats: ev.float_regs,
+            strings: if phase == Phase::Enter {
+                ev.strings.clone()
+            } else {
+                Vec::new()
+            },
+            span_open,
+        })
+    }
+
+    /// Runs `on_enter` of every script of the entry record `ev`'s hook (time `ts`, Unix ns).
+    pub fn enter(&mut self, ev: &Event, ts: u64) -> Call {
+        let mut call = Call {
+            parts: Vec::new(),
+            span: None,
+        };
+        let list = self
+            .by_hook
+            .get(ev.hook as usize)
+            .cloned()
+            .unwrap_or_default();
+        for i in list {
+            let mut part = Part {
+                script: i,
+                state: Map::new(),
+                enter: Effects::default(),
+                leave: Effects::default(),
+                failed: false,
+            };
+            if self.scripts[i].has_enter {
+                if let Some(data) = self.data(ev, Phase::Enter, ts, false) {
+                    match self.run(i, Phase::Enter, data, Map::new()) {
+                        Ok((fx, state)) => {
+                            part.enter = fx;
+                            part.state = state;
+                        }
+                        Err(()) => part.failed = true,
+                    }
+                }
+            }
+            call.parts.push(part);
+        }
+        call.span = call
+            .parts
+            .iter()
+            .filter(|p| !p.failed)
+            .filter_map(|p| p.enter.span.clone())
+            .next_back();
+        call
+    }
+
+    /// Runs `on_leave` of the scripts of `call` at its exit record `ev` (time `ts`, Unix ns).
+    pub fn leave(&mut self, call: &mut Call, ev: &Event, ts: u64) {
+        let span_open = call.span.is_some();
+        for p in call.parts.iter_mut().filter(|p| !p.failed) {
+            if !self.scripts[p.script].has_leave {
+                continue;
+            }
+            let Some(data) = self.data(ev, Phase::Leave, ts, span_open) else {
+                continue;
+            };
+            let state = std::mem::take(&mut p.state);
+            if let Ok((fx, state)) = self.run(p.script, Phase::Leave, data, state) {
+                p.leave = fx;
+                p.state = state;
+            }
+        }
+    }
+
+    fn run(
+        &mut self,
+        i: usize,
+        phase: Phase,
+        data: CallData,
+        state: Map,
+    ) -> Result<(Effects, Map), ()> {
+        let function = data.info.function.clone();
+        let ctx = Ctx::new(data, self.decoder.clone(), self.memory.clone(), state);
+        let s = &mut self.scripts[i];
+        let opts = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+        let r = s.engine.call_fn_with_options::<Dynamic>(
+            opts,
+            &mut s.scope,
+            &s.ast,
+            phase.function_name(),
+            (ctx.clone(),),
+        );
+        match r {
+            Ok(_) => Ok(ctx.take()),
+            Err(e) => {
+                let name = s.name.clone();
+                self.errors.report(&name, phase, &function, &e);
+                Err(())
+            }
+        }
+    }
+}
