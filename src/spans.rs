@@ -41,8 +41,15 @@ impl SpanId {
     }
 }
 
+/// Lower-case hex of `bytes`. Hot: every span's ids go through it, so no per-byte `format!`.
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
 }
 
 impl fmt::Display for TraceId {
@@ -312,6 +319,15 @@ mod tests {
         assert_eq!(v["attributes"]["n"], 4);
         assert_eq!(v["goroutine"], 1);
         assert_eq!(v["function"], "main.step");
+    }
+
+    #[test]
+    fn ids_print_as_lower_case_hex_with_leading_zeros() {
+        let id = SpanId([0xab, 0xcd, 0xef, 0x10, 0x00, 0x01, 0xff, 0x7f]);
+        assert_eq!(id.to_string(), "abcdef100001ff7f");
+        let mut t = [0u8; 16];
+        t[15] = 0x0a;
+        assert_eq!(TraceId(t).to_string(), format!("{}0a", "0".repeat(30)));
     }
 
     #[test]
