@@ -543,4 +543,191 @@ mod tests {
         c.finish().unwrap();
         assert_eq!(out.0.len(), 1);
     }
+
+    /// A runtime running `sources` (name, text); hook `h` is `functions[h]` and runs every
+    /// script whose HOOK names it. No types, no memory: these scripts use ctx fields only.
+    fn runtime(sources: &[(&str, &str)], functions: &[&str]) -> Runtime {
+        use crate::script::{ctx::HookInfo, loader, Origin};
+        use gostrings::value::{Decoder, Limits, MapLayout};
+        let scripts: Vec<_> = sources
+            .iter()
+            .map(|(n, t)| loader::load_source(n, t, Origin::Bundled).unwrap())
+            .collect();
+        let by_hook = functions
+            .iter()
+            .map(|f| {
+                (0..scripts.len())
+                    .filter(|&i| scripts[i].hooks.iter().any(|h| h == f))
+                    .collect()
+            })
+            .collect();
+        let hooks = functions
+            .iter()
+            .map(|f| HookInfo {
+                function: (*f).into(),
+                types: Err("no types in this test".into()),
+                string_ptr_regs: vec![],
+            })
+            .collect();
+        let decoder = Decoder::new(
+            gostrings::TypeTable::new(),
+            None,
+            MapLayout::Swiss,
+            Limits::default(),
+        );
+        let mem: std::rc::Rc<dyn gostrings::MemoryReader> =
+            std::rc::Rc::new(gostrings::SliceMemory::default());
+        Runtime::new(scripts, by_hook, hooks, decoder, mem)
+    }
+
+    const NAMED_BY_RAX: &str = r#"
+        const HOOK = ["main.outer", "main.inner"];
+        fn on_enter(ctx) {
+            ctx.span_start("call " + ctx.reg("rax"), "server");
+            ctx.state.g = ctx.goroutine;
+            ctx.set("n", ctx.reg("rax"));
+        }
+        fn on_leave(ctx) {
+            ctx.set("same_goroutine", ctx.state.g == ctx.goroutine);
+            ctx.event("done", #{ result: ctx.reg("rax") });
+        }
+    "#;
+
+    #[test]
+    fn scripted_spans_are_named_by_the_script_and_nest_like_calls() {
+        let mut out = Collect::default();
+        let rt = runtime(&[("t.rhai", NAMED_BY_RAX)], &["main.outer", "main.inner"]);
+        let mut c = Collector::new(
+            vec!["main.outer".into(), "main.inner".into()],
+            clock(),
+            &mut out,
+        )
+        .with_scripts(rt);
+        let with_rax = |mut e: Event, rax| {
+            e.int_regs[0] = rax;
+            e
+        };
+        c.push(with_rax(ev(0, EventKind::Entry, 1, 9, 10), 1));
+        c.push(with_rax(ev(1, EventKind::Entry, 2, 9, 90), 2));
+        c.push(with_rax(ev(1, EventKind::Exit, 3, 9, 90), 20));
+        c.push(with_rax(ev(0, EventKind::Exit, 4, 9, 10), 10));
+        let stats = c.finish().unwrap();
+        assert_eq!(stats.script_errors, 0);
+        let (inner, outer) = (&out.0[0], &out.0[1]);
+        assert_eq!(outer.name, "call 1");
+        assert_eq!(inner.name, "call 2");
+        assert_eq!(inner.kind, SpanKind::Server);
+        assert_eq!(inner.parent_span_id, Some(outer.span_id));
+        assert_eq!(inner.trace_id, outer.trace_id);
+        assert_eq!(inner.function, "main.inner");
+        assert!(inner.attributes.contains(&("n".into(), AttrValue::Int(2))));
+        assert!(inner
+            .attributes
+            .contains(&("same_goroutine".into(), AttrValue::Bool(true))));
+        assert_eq!(inner.events.len(), 1);
+        assert_eq!(inner.events[0].name, "done");
+        assert_eq!(inner.events[0].time_unix_nano, 1_000_000_003);
+        assert_eq!(
+            inner.events[0].attributes,
+            vec![("result".into(), AttrValue::Int(20))]
+        );
+    }
+
+    #[test]
+    fn a_scripted_call_without_span_start_has_no_span_and_its_callees_attach_above_it() {
+        let quiet = r#"const HOOK = "main.middle"; fn on_enter(ctx) { ctx.set("x", 1); }"#;
+        let mut out = Collect::default();
+        let rt = runtime(
+            &[("q.rhai", quiet)],
+            &["main.outer", "main.middle", "main.inner"],
+        );
+        let mut c = Collector::new(
+            vec![
+                "main.outer".into(),
+                "main.middle".into(),
+                "main.inner".into(),
+            ],
+            clock(),
+            &mut out,
+        )
+        .with_scripts(rt);
+        c.push(ev(0, EventKind::Entry, 1, 9, 10));
+        c.push(ev(1, EventKind::Entry, 2, 9, 50));
+        c.push(ev(2, EventKind::Entry, 3, 9, 90));
+        c.push(ev(2, EventKind::Exit, 4, 9, 90));
+        c.push(ev(1, EventKind::Exit, 5, 9, 50));
+        c.push(ev(0, EventKind::Exit, 6, 9, 10));
+        let stats = c.finish().unwrap();
+        assert_eq!(stats.spans, 2, "middle makes no span");
+        let (inner, outer) = (&out.0[0], &out.0[1]);
+        assert_eq!(inner.function, "main.inner");
+        assert_eq!(outer.function, "main.outer");
+        assert_eq!(inner.parent_span_id, Some(outer.span_id));
+        assert_eq!(inner.depth, 1);
+    }
+
+    #[test]
+    fn a_goroutines_first_scripted_span_is_a_child_of_its_creators_scripted_span() {
+        let mut out = Collect::default();
+        let rt = runtime(&[("t.rhai", NAMED_BY_RAX)], &["main.outer", "main.inner"]);
+        let mut c = Collector::new(
+            vec!["main.outer".into(), "main.inner".into()],
+            clock(),
+            &mut out,
+        )
+        .with_scripts(rt);
+        c.push(ev(0, EventKind::Entry, 1, 1, 10));
+        c.push(Event {
+            parent_goid: 1,
+            ..ev(1, EventKind::Entry, 2, 7, 10)
+        });
+        c.push(ev(1, EventKind::Exit, 3, 7, 10));
+        c.push(ev(0, EventKind::Exit, 4, 1, 10));
+        c.finish().unwrap();
+        assert_eq!(out.0[0].goroutine, 7);
+        assert_eq!(out.0[0].parent_span_id, Some(out.0[1].span_id));
+        assert_eq!(out.0[0].trace_id, out.0[1].trace_id);
+    }
+
+    #[test]
+    fn a_runtime_error_drops_that_calls_script_output_and_is_counted() {
+        let failing = r#"
+            const HOOK = "main.f";
+            fn on_enter(ctx) {
+                ctx.span_start("f");
+                if ctx.reg("rax") == 13 { throw "unlucky"; }
+            }
+        "#;
+        let mut out = Collect::default();
+        let rt = runtime(&[("f.rhai", failing)], &["main.f"]);
+        let mut c = Collector::new(vec!["main.f".into()], clock(), &mut out).with_scripts(rt);
+        for (i, rax) in [1u64, 13, 2, 13].into_iter().enumerate() {
+            let t = 10 * i as u64;
+            let mut e = ev(0, EventKind::Entry, t + 1, 1, 10);
+            e.int_regs[0] = rax;
+            c.push(e);
+            c.push(ev(0, EventKind::Exit, t + 2, 1, 10));
+        }
+        let stats = c.finish().unwrap();
+        assert_eq!(stats.script_errors, 2);
+        assert_eq!(stats.spans, 2, "the two failing calls make no span");
+        assert!(out.0.iter().all(|s| s.name == "f"));
+    }
+
+    #[test]
+    fn hooks_without_a_script_keep_one_span_per_call_named_after_the_function() {
+        let mut out = Collect::default();
+        let rt = runtime(&[("t.rhai", NAMED_BY_RAX)], &["main.outer", "main.plain"]);
+        let mut c = Collector::new(
+            vec!["main.outer".into(), "main.plain".into()],
+            clock(),
+            &mut out,
+        )
+        .with_scripts(rt);
+        c.push(ev(1, EventKind::Entry, 1, 1, 10));
+        c.push(ev(1, EventKind::Exit, 2, 1, 10));
+        c.finish().unwrap();
+        assert_eq!(out.0.len(), 1);
+        assert_eq!(out.0[0].name, "main.plain");
+    }
 }
