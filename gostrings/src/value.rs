@@ -222,8 +222,11 @@ pub enum MapLayout {
     /// `runtime.hmap` with buckets of 8 entries and overflow chains (Go < 1.24, and 1.24–1.25
     /// built with `GOEXPERIMENT=noswissmap`).
     Buckets,
-    /// `internal/runtime/maps` swiss tables (Go >= 1.24).
+    /// `internal/runtime/maps` swiss tables (Go >= 1.24), slots interleaving key and element.
     Swiss,
+    /// Swiss tables whose groups hold all keys, then all elements (Go 1.27 built with
+    /// `GOEXPERIMENT=mapsplitgroup`).
+    SwissSplit,
 }
 
 impl MapLayout {
@@ -238,14 +241,17 @@ impl MapLayout {
 
     /// The layout of a binary built by release `v` with the buildinfo setting `GOEXPERIMENT`
     /// = `goexperiment` (comma-separated): 1.24 and 1.25 keep the bucket layout under
-    /// `noswissmap`; from 1.26 the experiment no longer exists.
+    /// `noswissmap` (the experiment is gone from 1.26); 1.27 splits groups under
+    /// `mapsplitgroup`.
     pub fn for_build(v: &GoVersion, goexperiment: Option<&str>) -> MapLayout {
-        let noswiss = goexperiment.is_some_and(|e| e.split(',').any(|x| x.trim() == "noswissmap"))
-            && !v.at_least(1, 26);
-        if noswiss {
+        let has = |name: &str| goexperiment.is_some_and(|e| e.split(',').any(|x| x.trim() == name));
+        let base = MapLayout::for_version(v);
+        if base == MapLayout::Swiss && has("noswissmap") && !v.at_least(1, 26) {
             MapLayout::Buckets
+        } else if base == MapLayout::Swiss && has("mapsplitgroup") && v.at_least(1, 27) {
+            MapLayout::SwissSplit
         } else {
-            MapLayout::for_version(v)
+            base
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use fixtures::{must_build, toolchains, Toolchain, Variant};
@@ -585,7 +586,13 @@ fn check_all(c: &mut Check<'_>, live: &Globals) {
 }
 
 fn run(toolchain: &Toolchain, variant: Variant) -> usize {
-    let exe = must_build("values", variant, toolchain);
+    run_exe(&must_build("values", variant, toolchain), variant, None)
+}
+
+/// Checks the `values` executable `exe`, built as `variant`; `want_layout` is the map layout its
+/// buildinfo must select, when the caller knows.
+fn run_exe(exe: &Path, variant: Variant, want_layout: Option<MapLayout>) -> usize {
+    let exe = exe.to_owned();
     let bin = GoBinary::open(&exe).expect("values opens");
     let version = bin.go_version();
     let layout = MapLayout::for_build(
@@ -594,6 +601,9 @@ fn run(toolchain: &Toolchain, variant: Variant) -> usize {
             .as_ref()
             .and_then(|b| b.setting("GOEXPERIMENT")),
     );
+    if let Some(want) = want_layout {
+        assert_eq!(layout, want, "{}: map layout from buildinfo", exe.display());
+    }
     let mut table = TypeTable::new();
     let globals = match variant {
         Variant::Stripped => {
@@ -661,4 +671,45 @@ fn every_family_of_go_value_decodes_from_a_live_process() {
         }
     }
     assert!(total > 0);
+}
+
+/// Builds `values` with `GOEXPERIMENT=experiment` by `release` (the fixtures crate has no such
+/// variant; the go build cache makes a rebuild a link step). `None` when the toolchain cannot
+/// be had, outside CI.
+fn build_experiment(release: &str, experiment: &str) -> Option<PathBuf> {
+    let dir = fixtures::cache_dir().join(format!("values-{experiment}-{release}"));
+    std::fs::create_dir_all(&dir).expect("cache dir");
+    let exe = dir.join("values");
+    let out = Command::new("go")
+        .args(["build", "-buildvcs=false", "-o"])
+        .arg(&exe)
+        .arg(".")
+        .current_dir(fixtures::source_dir("values"))
+        .env("GOTOOLCHAIN", release)
+        .env("GOEXPERIMENT", experiment)
+        .env("CGO_ENABLED", "0")
+        .output()
+        .expect("go runs");
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "building values with {release} GOEXPERIMENT={experiment} failed: {why}"
+        );
+        eprintln!("skipping {release} GOEXPERIMENT={experiment}: {why}");
+        return None;
+    }
+    Some(exe)
+}
+
+#[test]
+fn map_layout_experiments_decode_from_a_live_process() {
+    for (release, experiment, layout) in [
+        ("go1.24.13", "noswissmap", MapLayout::Buckets),
+        ("go1.27.4", "mapsplitgroup", MapLayout::SwissSplit),
+    ] {
+        if let Some(exe) = build_experiment(release, experiment) {
+            assert!(run_exe(&exe, Variant::Default, Some(layout)) > 0);
+        }
+    }
 }

@@ -12,8 +12,10 @@
 //! * Swiss groups: `struct { ctrl uint64; slots [8]struct{ key K; elem E } }`: the slot struct
 //!   aligns `elem` to E's alignment, rounds its size up to the larger alignment, and — like every
 //!   Go struct of non-zero size ending in a zero-sized field — gets one byte of padding first
-//!   (`map[string]struct{}` has 24-byte slots). Go 1.27's optional `GOEXPERIMENT=mapsplitgroup`
-//!   layout (all keys, then all elems) is not read.
+//!   (`map[string]struct{}` has 24-byte slots).
+//! * Go 1.27's `GOEXPERIMENT=mapsplitgroup` groups ([`MapLayout::SwissSplit`]):
+//!   `struct { ctrl uint64; keys [8]K; elems [8]E }`, laid out like a bucket without the
+//!   overflow word (and padded by one byte when `elems` is zero-sized).
 //!
 //! [`Limits::max_entries_scanned`]: super::Limits::max_entries_scanned
 
@@ -56,8 +58,10 @@ pub(crate) struct SlotLayout {
     pub elems_off: u64,
     /// Classic: offset of `overflow`; swiss: offset of the slots.
     pub overflow_off: u64,
-    /// Size of a bucket (classic) or group (swiss).
+    /// Size of a bucket (classic).
     pub unit_size: u64,
+    /// Size of a split group (`GOEXPERIMENT=mapsplitgroup`).
+    pub split_group_size: u64,
 }
 
 fn align_up(x: u64, a: u64) -> u64 {
@@ -88,6 +92,12 @@ impl SlotLayout {
         let keys_off = align_up(SLOTS, ka);
         let elems_off = align_up(keys_off + SLOTS * ks, ea);
         let overflow_off = align_up(elems_off + SLOTS * es, 8);
+        // Split group: struct { ctrl uint64; keys [8]K; elems [8]E }.
+        let mut split_end = elems_off + SLOTS * es;
+        if es == 0 {
+            split_end += 1;
+        }
+        let split_group_size = align_up(split_end, ka.max(ea).max(8));
         SlotLayout {
             key_indirect,
             elem_indirect,
@@ -99,12 +109,36 @@ impl SlotLayout {
             elems_off,
             overflow_off,
             unit_size: overflow_off + 8,
+            split_group_size,
         }
     }
 
+    /// Size of an interleaved swiss group.
     pub(crate) fn group_size(&self) -> u64 {
         // ctrl word, then 8 slots (slot alignment is at most 8, so they start at 8).
         8 + SLOTS * self.slot_size
+    }
+
+    /// `(group size, keys offset, key stride, elems offset, elem stride)` of a swiss group,
+    /// interleaved or split.
+    fn group_geometry(&self, split: bool) -> (u64, u64, u64, u64, u64) {
+        if split {
+            (
+                self.split_group_size,
+                self.keys_off,
+                self.key_size,
+                self.elems_off,
+                self.elem_size,
+            )
+        } else {
+            (
+                self.group_size(),
+                8,
+                self.slot_size,
+                8 + self.elem_off,
+                self.slot_size,
+            )
+        }
     }
 }
 
@@ -247,7 +281,8 @@ impl Decoder {
         };
         let r = match self.layout {
             MapLayout::Buckets => scan.buckets(h),
-            MapLayout::Swiss => scan.swiss(h),
+            MapLayout::Swiss => scan.swiss(h, false),
+            MapLayout::SwissSplit => scan.swiss(h, true),
         };
         match r {
             Ok(_) => Ok(()),
@@ -403,7 +438,7 @@ impl<'a> Scan<'a, '_> {
     /// `[dirLen]*table`, a table appearing at 2^(globalDepth-localDepth) consecutive indices;
     /// `table{used, capacity, growthLeft uint16; localDepth uint8; index int;
     /// groups{data unsafe.Pointer; lengthMask uint64}}` (groups at 16).
-    fn swiss(&mut self, m: u64) -> R<bool> {
+    fn swiss(&mut self, m: u64, split: bool) -> R<bool> {
         let hdr = Decoder::read_exact(self.mem, m, 32, 32)?;
         let w = |i: usize| u64::from_le_bytes(hdr[i..i + 8].try_into().unwrap_or([0; 8]));
         let (used, dir_ptr, dir_len) = (w(0), w(16), w(24));
@@ -411,7 +446,7 @@ impl<'a> Scan<'a, '_> {
             return Ok(false);
         }
         if dir_len == 0 {
-            return self.group(dir_ptr);
+            return self.group(dir_ptr, split);
         }
         if dir_len > MAX_DIR_LEN {
             return Err(self.implausible(m, format!("directory of {dir_len} tables")));
@@ -436,9 +471,9 @@ impl<'a> Scan<'a, '_> {
                 .ok_or_else(|| {
                     self.implausible(table, format!("table with group mask {mask:#x}"))
                 })?;
-            let gsize = self.layout.group_size();
+            let gsize = self.layout.group_geometry(split).0;
             for g in 0..n {
-                if self.group(groups.wrapping_add(g.wrapping_mul(gsize)))? {
+                if self.group(groups.wrapping_add(g.wrapping_mul(gsize)), split)? {
                     return Ok(true);
                 }
             }
@@ -448,10 +483,10 @@ impl<'a> Scan<'a, '_> {
 
     /// One swiss group: ctrl word (byte i for slot i: 0x80 empty, 0xFE deleted, top bit clear
     /// when full), then 8 slots.
-    fn group(&mut self, addr: u64) -> R<bool> {
+    fn group(&mut self, addr: u64, split: bool) -> R<bool> {
         self.spend(SLOTS)?;
-        let l = self.layout;
-        let ov = self.unit(addr, l.group_size())?;
+        let (size, koff, kstride, eoff, estride) = self.layout.group_geometry(split);
+        let ov = self.unit(addr, size)?;
         let ctrl: Vec<u8> = ov
             .region(addr)
             .unwrap_or(&[])
@@ -463,8 +498,8 @@ impl<'a> Scan<'a, '_> {
             if c & 0x80 != 0 {
                 continue;
             }
-            let slot = addr + 8 + i as u64 * l.slot_size;
-            if self.entry(&ov, slot, slot + l.elem_off)? {
+            let i = i as u64;
+            if self.entry(&ov, addr + koff + i * kstride, addr + eoff + i * estride)? {
                 return Ok(true);
             }
         }

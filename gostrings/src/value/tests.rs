@@ -956,3 +956,49 @@ mod hostile {
         }
     }
 }
+
+#[test]
+fn map_layout_follows_the_release_and_its_experiments() {
+    let v = |m| GoVersion::new(1, m, 0);
+    assert_eq!(MapLayout::for_version(&v(23)), MapLayout::Buckets);
+    assert_eq!(MapLayout::for_version(&v(24)), MapLayout::Swiss);
+    let noswiss = Some("noswissmap");
+    assert_eq!(MapLayout::for_build(&v(24), noswiss), MapLayout::Buckets);
+    assert_eq!(
+        MapLayout::for_build(&v(25), Some("x,noswissmap")),
+        MapLayout::Buckets
+    );
+    assert_eq!(MapLayout::for_build(&v(26), noswiss), MapLayout::Swiss);
+    assert_eq!(
+        MapLayout::for_build(&v(27), Some("mapsplitgroup")),
+        MapLayout::SwissSplit
+    );
+    assert_eq!(
+        MapLayout::for_build(&v(26), Some("mapsplitgroup")),
+        MapLayout::Swiss
+    );
+    assert_eq!(MapLayout::for_build(&v(21), None), MapLayout::Buckets);
+}
+
+#[test]
+fn split_groups_hold_all_keys_then_all_elements() {
+    let mut ts = Types::default();
+    let s = ts.basic("string");
+    let empty = ts.strukt("struct {}", &[]);
+    let t = |id: TypeId| ts.t.get(id).unwrap().clone();
+    let l = SlotLayout::compute(&t(s), &t(empty));
+    assert_eq!((l.keys_off, l.elems_off, l.split_group_size), (8, 136, 144));
+
+    let (dec, mt, _) = int_map_types(MapLayout::SwissSplit);
+    let mut g = vec![0x80u8; 8];
+    g[2] = 0x33;
+    g.resize(136, 0);
+    g[8 + 2 * 8..8 + 3 * 8].copy_from_slice(&5i64.to_le_bytes());
+    g[72 + 2 * 8..72 + 3 * 8].copy_from_slice(&55i64.to_le_bytes());
+    let mut img = Image::default();
+    let ga = img.put(&g);
+    let mh = img.words(&[1, 0, ga, 0, 0]);
+    let mv = img.words(&[mh]);
+    let m = img.mem();
+    assert_eq!(sorted_pairs(&dec, &m, v(mt, mv)), vec![(5, 55)]);
+}
