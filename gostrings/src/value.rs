@@ -22,7 +22,7 @@ mod maps;
 mod materialize;
 mod render;
 
-use std::cell::{Ref, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::collections::HashMap;
 
 use crate::gotype::{GoType, Kind, Shape, TypeId, TypeTable};
@@ -308,6 +308,10 @@ pub struct Decoder {
     types: RefCell<TypeTable>,
     resolver: Option<Box<dyn TypeResolver>>,
     resolved: RefCell<HashMap<u64, Option<TypeId>>>,
+    /// During [`Decoder::render`]: map slots left to scan for the whole rendering.
+    shared_scan_budget: Cell<Option<usize>>,
+    /// The `uint8` type (string indexing), once found or added.
+    uint8: Cell<Option<TypeId>>,
     layout: MapLayout,
     limits: Limits,
 }
@@ -339,6 +343,8 @@ impl Decoder {
             types: RefCell::new(types),
             resolver,
             resolved: RefCell::new(HashMap::new()),
+            shared_scan_budget: Cell::new(None),
+            uint8: Cell::new(None),
             layout,
             limits,
         }
@@ -777,7 +783,15 @@ impl Decoder {
         let (base, len, elem) = match &t.shape {
             _ if t.kind == Kind::String => {
                 let (p, l) = self.string_header(mem, v, &t)?;
-                (p, l, self.basic(Kind::Uint8, "uint8"))
+                let u8t = match self.uint8.get() {
+                    Some(id) => id,
+                    None => {
+                        let id = self.basic(Kind::Uint8, "uint8");
+                        self.uint8.set(Some(id));
+                        id
+                    }
+                };
+                (p, l, u8t)
             }
             Shape::Slice { elem } => {
                 let (p, l, _) = self.slice_header(mem, v, &t)?;

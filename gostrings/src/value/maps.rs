@@ -276,7 +276,11 @@ impl Decoder {
             key: kt,
             elem: et,
             layout,
-            budget: self.limits.max_entries_scanned,
+            // Inside one render, all maps share one budget (nested maps cannot multiply it).
+            budget: self
+                .shared_scan_budget
+                .get()
+                .unwrap_or(self.limits.max_entries_scanned),
             visit,
         };
         let r = match self.layout {
@@ -284,10 +288,10 @@ impl Decoder {
             MapLayout::Swiss => scan.swiss(h, false),
             MapLayout::SwissSplit => scan.swiss(h, true),
         };
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) => Err(e),
+        if self.shared_scan_budget.get().is_some() {
+            self.shared_scan_budget.set(Some(scan.budget));
         }
+        r.map(|_| ())
     }
 }
 

@@ -9,7 +9,8 @@
 //!   cyclic structures end.
 //! * `time.Time` prints as `time.Time(2006-01-02T15:04:05.999999999Z)` (UTC).
 //! * Channels, funcs and `unsafe.Pointer` print their address: `(chan int)(0xc000…)`.
-//! * Anything unreadable prints inline as `<error: …>`; the whole output is at most 64 KiB.
+//! * Anything unreadable prints inline as `<error: …>`; the whole output is at most 64 KiB, and
+//!   all maps of one rendering share one budget of `max_entries_scanned` slots.
 
 use std::fmt::Write;
 
@@ -26,7 +27,13 @@ impl Decoder {
     /// `<error: …>`, so this never fails.
     pub fn render(&self, mem: &dyn MemoryReader, v: Value) -> String {
         let mut out = String::new();
+        let outer = self.shared_scan_budget.get();
+        if outer.is_none() {
+            self.shared_scan_budget
+                .set(Some(self.limits.max_entries_scanned));
+        }
         self.render_into(mem, v, 0, &mut out);
+        self.shared_scan_budget.set(outer);
         if out.len() > MAX_OUTPUT {
             let mut cut = MAX_OUTPUT;
             while !out.is_char_boundary(cut) {

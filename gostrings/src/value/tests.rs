@@ -903,7 +903,7 @@ mod hostile {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
+        #![proptest_config(ProptestConfig::with_cases(1024))]
         #[test]
         fn no_method_panics_on_random_memory(
             bytes in proptest::collection::vec(any::<u8>(), 0..2048),
@@ -1001,4 +1001,33 @@ fn split_groups_hold_all_keys_then_all_elements() {
     let mv = img.words(&[mh]);
     let m = img.mem();
     assert_eq!(sorted_pairs(&dec, &m, v(mt, mv)), vec![(5, 55)]);
+}
+
+#[test]
+fn all_maps_of_one_rendering_share_one_scan_budget() {
+    let mut ts = Types::default();
+    let i = ts.basic("int64");
+    let mt = ts.map(i, i);
+    let ms = ts.slice(mt);
+    let mut dec = ts.decoder(MapLayout::Buckets);
+    dec.limits.max_entries_scanned = 800;
+    dec.limits.max_items = 64;
+    let mut img = Image::default();
+    // A bucket whose overflow pointer is itself and whose slots are all empty: an endless chain.
+    let b = img.put(&[0u8; 144]);
+    img.patch(b, &bucket(&[], b));
+    let mut h = vec![0u8; 48];
+    h[0] = 1;
+    h[16..24].copy_from_slice(&b.to_le_bytes());
+    let hm = img.put(&h);
+    let maps = img.words(&[hm; 10]);
+    let sl = img.words(&[maps, 10, 10]);
+    let m = img.mem();
+    let out = dec.render(&m, v(ms, sl));
+    // The first map spends the budget (800 slots = 100 buckets); the nine others stop at once.
+    assert_eq!(out.matches("stopped after 800").count(), 10, "{out}");
+    // A later call starts with a fresh budget.
+    let again = dec.render(&m, v(mt, maps));
+    assert!(again.contains("stopped after 800"), "{again}");
+    assert!(dec.map_keys(&m, v(mt, maps)).is_err());
 }
