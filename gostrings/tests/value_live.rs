@@ -450,6 +450,41 @@ fn check_all(c: &mut Check<'_>, live: &Globals) {
         c.sorted_strs(&keys),
         "abcdefghij".chars().map(String::from).collect::<Vec<_>>(),
     );
+    let gm = c.f("GrowMap");
+    let mut pairs: Vec<(i64, i64)> = dec
+        .map_items(mem, gm)
+        .unwrap()
+        .iter()
+        .map(|(k, e)| (dec.int(mem, *k).unwrap(), dec.int(mem, *e).unwrap()))
+        .collect();
+    pairs.sort();
+    c.eq(
+        "GrowMap entries",
+        pairs,
+        (0..105).map(|i| (i, i * i)).collect::<Vec<_>>(),
+    );
+    if dec.map_layout() == MapLayout::Buckets {
+        // hmap.oldbuckets (offset 24) is set: the walk above read a map mid-growth.
+        let h = mem.read_u64(gm.addr).unwrap();
+        c.eq(
+            "GrowMap is growing",
+            mem.read_u64(h + 24).unwrap() != 0,
+            true,
+        );
+        let im = mem.read_u64(c.f("IntMap").addr).unwrap();
+        eprintln!(
+            "value_live: {}: IntMap has {} overflow buckets",
+            c.what,
+            mem.read_u16(im + 10).unwrap()
+        );
+    } else {
+        let im = mem.read_u64(c.f("IntMap").addr).unwrap();
+        eprintln!(
+            "value_live: {}: IntMap has a directory of {} tables",
+            c.what,
+            mem.read_u64(im + 24).unwrap()
+        );
+    }
     let nm = c.f("NilMap");
     c.eq("NilMap is nil", dec.is_nil(mem, nm).unwrap(), true);
     c.eq("len(NilMap)", dec.len(mem, nm).unwrap(), 0);
