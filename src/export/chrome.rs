@@ -131,7 +131,10 @@ impl<W: Write> ChromeSink<W> {
                 .collect();
             let ts = self.micros(ev.time_unix_nano);
             self.begin_event()?;
-            write!(self.out, "{{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"gohook\",\"name\":")?;
+            write!(
+                self.out,
+                "{{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"gohook\",\"name\":"
+            )?;
             serde_json::to_writer(&mut self.out, &ev.name)?;
             write!(
                 self.out,
@@ -146,7 +149,8 @@ impl<W: Write> ChromeSink<W> {
 
     fn metadata(&mut self, name: &str, tid: u64, args: Value) -> io::Result<()> {
         self.begin_event()?;
-        let v = serde_json::json!({"ph": "M", "name": name, "pid": self.pid, "tid": tid, "args": args});
+        let v =
+            serde_json::json!({"ph": "M", "name": name, "pid": self.pid, "tid": tid, "args": args});
         serde_json::to_writer(&mut self.out, &v)?;
         Ok(())
     }
@@ -295,7 +299,10 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            [(1, "goroutine 1".to_owned()), (18, "goroutine 18".to_owned())]
+            [
+                (1, "goroutine 1".to_owned()),
+                (18, "goroutine 18".to_owned())
+            ]
         );
         let process = events(&v, "M")
             .into_iter()

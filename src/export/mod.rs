@@ -60,9 +60,17 @@ impl Process {
             Some(b) if !b.go_version.is_empty() => b.go_version.clone(),
             _ => binary.go_version().to_string(),
         };
+        // The process may have exited already (a short `run`): then the file gohook opened.
+        let executable = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .or_else(|| {
+                let p = binary.path()?;
+                (!p.starts_with("/proc")).then(|| p.canonicalize().unwrap_or_else(|_| p.to_owned()))
+            })
+            .unwrap_or_default();
         Process {
             pid,
-            executable: std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default(),
+            executable,
             go_version,
         }
     }
@@ -236,7 +244,10 @@ mod tests {
         )
         .err()
         .expect("must fail");
-        assert!(err.to_string().contains("/nonexistent-dir/trace.json"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent-dir/trace.json"),
+            "{err}"
+        );
     }
 
     #[test]

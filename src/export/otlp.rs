@@ -160,7 +160,11 @@ fn system_time(unix_nano: u64) -> std::time::SystemTime {
 /// already sets those keys.
 pub fn span_data(span: Span, scope: &InstrumentationScope) -> SpanData {
     let mut attrs = attributes(&span.attributes);
-    if !span.attributes.iter().any(|(k, _)| k == "code.function.name") {
+    if !span
+        .attributes
+        .iter()
+        .any(|(k, _)| k == "code.function.name")
+    {
         attrs.push(KeyValue::new("code.function.name", span.function.clone()));
     }
     if !span.attributes.iter().any(|(k, _)| k == "go.goroutine.id") {
@@ -266,9 +270,12 @@ impl OtlpSink {
             .with_http()
             .with_protocol(Protocol::HttpBinary)
             .with_endpoint(endpoint.clone());
-        let timeout_set = ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"]
-            .iter()
-            .any(|k| env_var(k).is_some_and(|v| v.trim().parse::<u64>().is_ok()));
+        let timeout_set = [
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+        ]
+        .iter()
+        .any(|k| env_var(k).is_some_and(|v| v.trim().parse::<u64>().is_ok()));
         if !timeout_set {
             builder = builder.with_timeout(EXPORT_TIMEOUT);
         }
@@ -516,12 +523,12 @@ fn explain(endpoint: &str, sdk_error: &str) -> String {
         Err(e) => return format!("cannot resolve {authority}: {e}"),
     };
     for addr in &addrs {
-        match TcpStream::connect_timeout(addr, Duration::from_secs(1)) {
-            Ok(_) => continue,
-            Err(e) => return format!("cannot connect to {addr}: {e}"),
+        if let Err(e) = TcpStream::connect_timeout(addr, Duration::from_secs(1)) {
+            return format!("cannot connect to {addr}: {e}");
         }
     }
-    sdk_error
+    // It accepts connections: the request itself failed or got no answer in time.
+    format!("{sdk_error}: no answer, or not an OTLP/HTTP receiver")
 }
 
 /// Drives `fut` to completion on this thread. The blocking HTTP client finishes its work
@@ -733,7 +740,10 @@ mod tests {
             .err()
             .expect("no TLS");
         let msg = err.to_string();
-        assert!(msg.contains("https://collector.example:4318/v1/traces"), "{msg}");
+        assert!(
+            msg.contains("https://collector.example:4318/v1/traces"),
+            "{msg}"
+        );
         assert!(msg.contains("TLS"), "{msg}");
     }
 
