@@ -402,5 +402,9 @@ fn an_endpoint_that_never_answers_delays_the_exit_by_a_bounded_time() {
     let otlp_lines: Vec<&str> = err.lines().filter(|l| l.contains("OTLP")).collect();
     assert_eq!(otlp_lines.len(), 1, "{err}");
     assert!(otlp_lines[0].contains("spans not delivered"), "{err}");
+    assert!(
+        otlp_lines[0].contains(&format!("127.0.0.1:{port} accepts connections")),
+        "the reason is given: {err}"
+    );
     drop(silent);
 }

@@ -136,34 +136,31 @@ impl Outputs {
 
 impl SpanSink for Outputs {
     fn emit(&mut self, span: Span) -> std::io::Result<()> {
-        if let Some(c) = &mut self.chrome {
-            c.emit_ref(&span)?;
-        }
-        if let Some(o) = &mut self.otlp {
-            o.emit(span.clone())?;
-        }
-        self.primary.emit(span)
+        // A failing exporter does not keep the span from the others.
+        let chrome = match &mut self.chrome {
+            Some(c) => c.emit_ref(&span),
+            None => Ok(()),
+        };
+        let otlp = match &mut self.otlp {
+            Some(o) => o.emit(span.clone()),
+            None => Ok(()),
+        };
+        self.primary.emit(span).and(chrome).and(otlp)
     }
 
     fn finish(&mut self, stats: &Stats) -> std::io::Result<()> {
-        // The exporters first: the OTLP flush (bounded) overlaps nothing the user waits on,
-        // and the `--format` summary line then ends the output.
-        let mut first_err = None;
+        // The `--format` output first, so its summary is not held up by the OTLP flush (at
+        // most a few seconds) and the exporters' own lines come last.
+        let mut result = self.primary.finish(stats);
         if let Some(c) = &mut self.chrome {
-            if let Err(e) = c.finish(stats) {
-                first_err.get_or_insert(e);
-            }
+            let r = c.finish(stats);
+            result = result.and(r);
         }
         if let Some(o) = &mut self.otlp {
-            if let Err(e) = o.finish(stats) {
-                first_err.get_or_insert(e);
-            }
+            let r = o.finish(stats);
+            result = result.and(r);
         }
-        let primary = self.primary.finish(stats);
-        match first_err {
-            Some(e) => Err(e),
-            None => primary,
-        }
+        result
     }
 }
 

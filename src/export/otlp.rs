@@ -528,7 +528,10 @@ fn explain(endpoint: &str, sdk_error: &str) -> String {
         }
     }
     // It accepts connections: the request itself failed or got no answer in time.
-    format!("{sdk_error}: no answer, or not an OTLP/HTTP receiver")
+    format!(
+        "{authority} accepts connections but gave no usable answer: timed out, or not an \
+         OTLP/HTTP receiver"
+    )
 }
 
 /// Drives `fut` to completion on this thread. The blocking HTTP client finishes its work
