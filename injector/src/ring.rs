@@ -6,7 +6,9 @@
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use memmap2::MmapMut;
-use trampolines::record::{Record, RecordError};
+use trampolines::record::{
+    Record, RecordError, FIXED_SIZE, MAX_STRINGS, OFF_N_STRINGS, OFF_STRING_CAP,
+};
 use trampolines::ring_layout::{
     pending, RingLayout, HDR_GLOBAL_DROPS, RING_DROPS, RING_HEAD, RING_TAIL,
 };
@@ -126,8 +128,19 @@ impl RingReader {
                 let Some(off) = self.layout.slot_offset(ring, tail) else {
                     break;
                 };
-                self.copy_out(off as usize, &mut slot);
-                let rec = Record::parse(&slot);
+                // The fixed part first; then only the string bytes the header says are there.
+                let off = off as usize;
+                let fixed = FIXED_SIZE.min(slot_size);
+                self.copy_out(off, &mut slot[..fixed]);
+                let n_strings = usize::from(slot.get(OFF_N_STRINGS).copied().unwrap_or(0));
+                let cap = slot
+                    .get(OFF_STRING_CAP..OFF_STRING_CAP + 2)
+                    .map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])));
+                let need = (fixed + n_strings.min(MAX_STRINGS) * cap).min(slot_size);
+                if need > fixed {
+                    self.copy_out(off + fixed, &mut slot[fixed..need]);
+                }
+                let rec = Record::parse(&slot[..need]);
                 if rec.is_err() {
                     stats.malformed += 1;
                 }
@@ -173,19 +186,36 @@ impl RingReader {
         unsafe { AtomicU8::from_ptr(self.map.as_ptr().add(off) as *mut u8) }
     }
 
-    /// Copies a slot out of shared memory with volatile reads (the producer may be writing it).
+    /// Copies bytes out of shared memory with volatile reads (the producer may be writing
+    /// them), eight at a time where aligned; bytes past the mapping read as zero.
     fn copy_out(&self, off: usize, out: &mut [u8]) {
         let end = off.saturating_add(out.len()).min(self.map.len());
+        let avail = end.saturating_sub(off);
         let src = self.map.as_ptr();
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = if off + i < end {
-                // SAFETY: `off + i < end <= map.len()`, so the pointer is inside the mapping.
-                unsafe { std::ptr::read_volatile(src.add(off + i)) }
+        let mut i = 0;
+        if (src as usize).wrapping_add(off) % 8 == 0 {
+            while i + 8 <= avail {
+                let w = read_word(src, off + i);
+                out[i..i + 8].copy_from_slice(&w.to_ne_bytes());
+                i += 8;
+            }
+        }
+        for (j, b) in out.iter_mut().enumerate().skip(i) {
+            *b = if j < avail {
+                // SAFETY: `off + j < end <= map.len()`, so the pointer is inside the mapping.
+                unsafe { std::ptr::read_volatile(src.add(off + j)) }
             } else {
                 0
             };
         }
     }
+}
+
+/// One aligned volatile 8-byte read at `base + at`.
+fn read_word(base: *const u8, at: usize) -> u64 {
+    // SAFETY: the only caller checks that `base + at` is 8-aligned and that `at + 8` bytes lie
+    // inside the mapping that starts at `base`.
+    unsafe { std::ptr::read_volatile(base.add(at) as *const u64) }
 }
 
 #[cfg(test)]
@@ -224,6 +254,44 @@ mod tests {
         assert_eq!(stats.records, 4);
         assert_eq!(r.load(0, RING_TAIL), 3);
         assert_eq!(r.drain(u64::MAX, |_, _| panic!("nothing left")).records, 0);
+    }
+
+    #[test]
+    fn records_with_strings_round_trip_and_a_stale_tail_from_an_older_record_is_ignored() {
+        use trampolines::record::{CapturedString, RecordKind};
+        let mut r = reader(1, 4);
+        let slot_size = r.layout.slot_size() as usize;
+        let rec = |strings: Vec<CapturedString>| Record {
+            hook_id: 3,
+            kind: RecordKind::Entry,
+            tsc: 42,
+            goid: 7,
+            parent_goid: Some(1),
+            depth: 128,
+            m_id: 0,
+            ints: [Some(5); 9],
+            floats: [None; 15],
+            strings,
+        };
+        let with = rec(vec![
+            CapturedString {
+                len: 5,
+                bytes: b"hello".to_vec(),
+            },
+            CapturedString {
+                len: 100,
+                bytes: vec![b'x'; 56],
+            },
+        ]);
+        let without = rec(vec![]);
+        for (i, want) in [&with, &without].into_iter().enumerate() {
+            let off = r.layout.slot_offset(0, i as u64).unwrap() as usize;
+            want.write_to(&mut r.map[off..off + slot_size], 56).unwrap();
+            r.store(0, RING_HEAD, i as u64 + 1);
+        }
+        let mut seen = Vec::new();
+        r.drain(u64::MAX, |_, got| seen.push(got.unwrap()));
+        assert_eq!(seen, vec![with, without]);
     }
 
     #[test]
