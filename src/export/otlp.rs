@@ -604,7 +604,7 @@ mod tests {
         ]);
         assert_eq!(resolve_endpoint("", &t), "http://t:9/custom");
         assert_eq!(
-            resolve_endpoint("", &env(&[])),
+            resolve_endpoint("", env(&[])),
             "http://localhost:4318/v1/traces"
         );
     }
