@@ -66,7 +66,8 @@ pub struct HookArgs {
     pub output: Option<PathBuf>,
     /// Also send the spans to an OpenTelemetry collector over OTLP/HTTP (protobuf); the
     /// --format output still goes to -o or standard error. URL is the collector's base address
-    /// (`/v1/traces` is appended), e.g. http://localhost:4318. Without URL:
+    /// (`/v1/traces` is appended unless the URL ends with it), e.g. http://localhost:4318.
+    /// Without URL:
     /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT, else
     /// http://localhost:4318. OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT,
     /// OTEL_SERVICE_NAME (default: the program's file name) and OTEL_RESOURCE_ATTRIBUTES apply.
