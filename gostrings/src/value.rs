@@ -1014,7 +1014,7 @@ impl Decoder {
     /// nanoseconds either way.
     pub fn unix_nano(&self, mem: &dyn MemoryReader, v: Value) -> R<i64> {
         let (v, t) = self.auto_deref(mem, v, "read time")?;
-        if t.kind != Kind::Struct || t.size < 16 {
+        if t.name != "time.Time" || t.kind != Kind::Struct || t.size < 16 {
             return Err(ValueError::WrongKind {
                 op: "unix_nano",
                 want: "a time.Time",

@@ -461,7 +461,9 @@ fn check_all(c: &mut Check<'_>, live: &Globals) {
     c.eq(
         "GrowMap entries",
         pairs,
-        (0..105).map(|i| (i, i * i)).collect::<Vec<_>>(),
+        (0..dec.int(mem, c.f("GrowN")).unwrap())
+            .map(|i| (i, i * i))
+            .collect::<Vec<_>>(),
     );
     if dec.map_layout() == MapLayout::Buckets {
         // hmap.oldbuckets (offset 24) is set: the walk above read a map mid-growth.
@@ -562,6 +564,19 @@ fn check_all(c: &mut Check<'_>, live: &Globals) {
         let got = c.ok(name, dec.error_text(mem, c.f(name)));
         c.eq(&format!("error_text({name})"), got, want);
     }
+
+    let r = dec.render(mem, c.f("ErrWrap"));
+    c.eq(
+        "render(ErrWrap)",
+        r.as_str(),
+        "error(\"opening config: not allowed\")",
+    );
+    let r = dec.render(mem, c.f("ErrCustom"));
+    c.eq(
+        "render(ErrCustom) falls back to the struct",
+        r.as_str(),
+        "&main.NotFoundError{Key: \"k\", Code: 404}",
+    );
 
     // Times.
     for (name, want) in &live.times {

@@ -4,7 +4,8 @@
 //! * Strings are quoted, cut at `max_string` bytes with `…` before the closing quote.
 //! * Slices, arrays, maps and structs show at most `max_items` elements/entries/fields, then
 //!   `…`; nil slices and maps print as `[]T(nil)` / `map[K]V(nil)`.
-//! * Pointers print `&` and their target, interfaces their dynamic value (`nil` when nil);
+//! * Pointers print `&` and their target, interfaces their dynamic value (`nil` when nil),
+//!   `error` interfaces their message as `error("…")` when [`Decoder::error_text`] knows it;
 //!   below `max_depth` levels a pointer prints as `(*T)(0xaddr)` and a composite as `T{…}`, so
 //!   cyclic structures end.
 //! * `time.Time` prints as `time.Time(2006-01-02T15:04:05.999999999Z)` (UTC).
@@ -122,6 +123,19 @@ impl Decoder {
             (Shape::Interface { .. }, _) => {
                 if Self::read_u64(mem, v.addr)? == 0 {
                     out.push_str("nil");
+                } else if t.name == "error" {
+                    // Errors show their message (error_text), the struct behind it otherwise.
+                    match self.error_text(mem, v) {
+                        Ok(text) if !text.starts_with('<') => {
+                            out.push_str("error(");
+                            quote_into(&text, false, out);
+                            out.push(')');
+                        }
+                        _ => {
+                            let c = self.elem(mem, v)?;
+                            self.render_into(mem, c, depth, out);
+                        }
+                    }
                 } else {
                     let c = self.elem(mem, v)?;
                     self.render_into(mem, c, depth, out);
