@@ -14,7 +14,7 @@
 //! Layout sources (amd64; checked against the Go sources of 1.21, 1.23, 1.24, 1.26 and 1.27):
 //! strings `{ptr, len}`, slices `{ptr, len, cap}`, interfaces `{type|itab, data}` with the
 //! concrete type at `itab+8` in every release, channels `runtime.hchan{qcount, dataqsiz, …}`,
-//! maps in [`maps`] (`runtime.hmap` buckets before 1.24, `internal/runtime/maps` swiss tables
+//! maps in the `maps` submodule (`runtime.hmap` buckets before 1.24, `internal/runtime/maps` swiss tables
 //! from 1.24), `time.Time{wall, ext, loc}`.
 
 mod errtext;
@@ -142,6 +142,10 @@ pub enum ValueError {
         /// The `Limits` field.
         field: &'static str,
     },
+    /// The type table is borrowed by the caller (a `Ref` from [`Decoder::types`] is alive) while
+    /// a type had to be added.
+    #[error("the decoder's type table is borrowed (drop the Ref from Decoder::types() first)")]
+    TableBusy,
     /// A map key of the wrong kind for the map.
     #[error("a {key} key cannot index {ty}")]
     KeyKind {
@@ -356,6 +360,9 @@ impl Decoder {
     }
 
     /// Adds a type for values the caller builds (a signature's parameter types, say).
+    ///
+    /// Panics if a [`Decoder::types`] borrow is still alive (a caller bug, like any `RefCell`
+    /// double borrow); decoding methods report that case as [`ValueError::TableBusy`] instead.
     pub fn add_type(&self, ty: GoType) -> TypeId {
         self.types.borrow_mut().add(ty)
     }
@@ -392,20 +399,24 @@ impl Decoder {
     }
 
     /// The id of a predeclared basic type, added to the table if missing.
-    fn basic(&self, kind: Kind, name: &str) -> TypeId {
-        if let Some(id) = self.types.borrow().iter().find_map(|(id, t)| {
+    fn basic(&self, kind: Kind, name: &str) -> R<TypeId> {
+        let mut table = self
+            .types
+            .try_borrow_mut()
+            .map_err(|_| ValueError::TableBusy)?;
+        if let Some(id) = table.iter().find_map(|(id, t)| {
             (t.name == name && t.kind == kind && t.shape == Shape::Basic).then_some(id)
         }) {
-            return id;
+            return Ok(id);
         }
         let size = kind.fixed_size().unwrap_or(8);
-        self.add_type(GoType {
+        Ok(table.add(GoType {
             name: name.to_owned(),
             kind,
             size,
             align: size.clamp(1, 8),
             shape: Shape::Basic,
-        })
+        }))
     }
 
     // ---- raw reads -------------------------------------------------------------------------
@@ -786,7 +797,7 @@ impl Decoder {
                 let u8t = match self.uint8.get() {
                     Some(id) => id,
                     None => {
-                        let id = self.basic(Kind::Uint8, "uint8");
+                        let id = self.basic(Kind::Uint8, "uint8")?;
                         self.uint8.set(Some(id));
                         id
                     }
@@ -930,7 +941,10 @@ impl Decoder {
             });
         };
         let id = {
-            let mut table = self.types.borrow_mut();
+            let mut table = self
+                .types
+                .try_borrow_mut()
+                .map_err(|_| ValueError::TableBusy)?;
             resolver.resolve(type_addr, &mut table)
         };
         self.resolved.borrow_mut().insert(type_addr, id);
