@@ -20,7 +20,7 @@ impl<W: Write> JsonSink<W> {
 
 impl<W: Write> SpanSink for JsonSink<W> {
     fn emit(&mut self, span: Span) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, &span.to_json())?;
+        serde_json::to_writer(&mut self.out, &span)?;
         self.out.write_all(b"\n")
     }
 

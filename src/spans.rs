@@ -7,7 +7,8 @@
 
 use std::fmt;
 
-use serde_json::{json, Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
 /// A 16-byte trace ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -156,17 +157,6 @@ impl From<f64> for AttrValue {
     }
 }
 
-impl AttrValue {
-    fn to_json(&self) -> Value {
-        match self {
-            AttrValue::Str(s) => Value::String(s.clone()),
-            AttrValue::Int(i) => json!(i),
-            AttrValue::Float(f) => json!(f),
-            AttrValue::Bool(b) => json!(b),
-        }
-    }
-}
-
 impl fmt::Display for AttrValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -238,34 +228,86 @@ impl Span {
 
     /// The span as one JSON object (the `--format json` line).
     pub fn to_json(&self) -> Value {
-        let (code, message) = match &self.status {
-            Status::Unset => ("unset", Value::Null),
-            Status::Ok => ("ok", Value::Null),
-            Status::Error(m) => ("error", Value::String(m.clone())),
-        };
-        let attrs: Map<String, Value> = self
-            .attributes
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_json()))
-            .collect();
-        json!({
-            "trace_id": self.trace_id.to_string(),
-            "span_id": self.span_id.to_string(),
-            "parent_span_id": self.parent_span_id.map(|s| s.to_string()),
-            "name": self.name,
-            "kind": self.kind.as_str(),
-            "start_time_unix_nano": self.start_unix_nano,
-            "end_time_unix_nano": self.end_unix_nano,
-            "status": {"code": code, "message": message},
-            "attributes": attrs,
-            "goroutine": self.goroutine,
-            "function": self.function,
-            "events": self.events.iter().map(|e| json!({
-                "name": e.name,
-                "time_unix_nano": e.time_unix_nano,
-                "attributes": e.attributes.iter().map(|(k, v)| (k.clone(), v.to_json())).collect::<Map<String, Value>>(),
-            })).collect::<Vec<_>>(),
-        })
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// Attributes as one JSON object, in the order they were set.
+struct Attrs<'a>(&'a [(String, AttrValue)]);
+
+impl Serialize for Attrs<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for AttrValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AttrValue::Str(v) => s.serialize_str(v),
+            AttrValue::Int(v) => s.serialize_i64(*v),
+            AttrValue::Float(v) => s.serialize_f64(*v),
+            AttrValue::Bool(v) => s.serialize_bool(*v),
+        }
+    }
+}
+
+impl Serialize for SpanEvent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("name", &self.name)?;
+        m.serialize_entry("time_unix_nano", &self.time_unix_nano)?;
+        m.serialize_entry("attributes", &Attrs(&self.attributes))?;
+        m.end()
+    }
+}
+
+/// The `--format json` line, written straight from the span (no intermediate JSON tree: this
+/// runs once per span, hundreds of thousands of times a second).
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct StatusJson<'a>(&'a Status);
+        impl Serialize for StatusJson<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(2))?;
+                match self.0 {
+                    Status::Unset => {
+                        m.serialize_entry("code", "unset")?;
+                        m.serialize_entry("message", &None::<&str>)?;
+                    }
+                    Status::Ok => {
+                        m.serialize_entry("code", "ok")?;
+                        m.serialize_entry("message", &None::<&str>)?;
+                    }
+                    Status::Error(msg) => {
+                        m.serialize_entry("code", "error")?;
+                        m.serialize_entry("message", msg)?;
+                    }
+                }
+                m.end()
+            }
+        }
+        let mut m = s.serialize_map(Some(12))?;
+        m.serialize_entry("trace_id", &self.trace_id.to_string())?;
+        m.serialize_entry("span_id", &self.span_id.to_string())?;
+        m.serialize_entry(
+            "parent_span_id",
+            &self.parent_span_id.map(|p| p.to_string()),
+        )?;
+        m.serialize_entry("name", &self.name)?;
+        m.serialize_entry("kind", self.kind.as_str())?;
+        m.serialize_entry("start_time_unix_nano", &self.start_unix_nano)?;
+        m.serialize_entry("end_time_unix_nano", &self.end_unix_nano)?;
+        m.serialize_entry("status", &StatusJson(&self.status))?;
+        m.serialize_entry("attributes", &Attrs(&self.attributes))?;
+        m.serialize_entry("goroutine", &self.goroutine)?;
+        m.serialize_entry("function", &self.function)?;
+        m.serialize_entry("events", &self.events)?;
+        m.end()
     }
 }
 
