@@ -366,6 +366,10 @@ fn runtime_errors_and_sandbox_escapes_leave_the_target_untouched() {
                 "const HOOK = \"main.Divmod\";\nfn on_enter(ctx) {\n    import \"/etc/passwd\" as p;\n}\n",
             ),
             (
+                "stack.rhai",
+                "const HOOK = \"main.Nest\";\nfn on_enter(ctx) {\n    ctx.arg(\"o\");\n}\n",
+            ),
+            (
                 "loop.rhai",
                 "const HOOK = \"main.Floats\";\nfn on_enter(ctx) {\n    loop { }\n}\n",
             ),
@@ -388,7 +392,11 @@ fn runtime_errors_and_sandbox_escapes_leave_the_target_untouched() {
     assert!(err.contains("import.rhai:3: Module not found"), "{err}");
     assert!(err.contains("loop.rhai"), "{err}");
     assert!(err.contains("too many operations"), "{err}");
-    assert!(err.contains("gohook: 9 hook-script errors"), "{err}");
+    assert!(
+        err.contains("stack.rhai:3: parameter o of main.Nest is passed on the stack, which gohook does not record"),
+        "{err}"
+    );
+    assert!(err.contains("gohook: 12 hook-script errors"), "{err}");
     // A failing script makes no span for that call.
     assert!(spans_of(&read_spans(&out), "main.Concat").is_empty());
 }

@@ -175,3 +175,65 @@ pub fn runtime_for(
         .collect();
     Runtime::new(scripts, by_hook, hooks, decoder, memory)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(text: &str) -> Result<Script, LoadError> {
+        loader::load_source("t.rhai", text, Origin::Bundled)
+    }
+
+    #[test]
+    fn hook_is_a_name_or_an_array_of_names_and_signature_is_optional() {
+        let s = script(r#"const HOOK = "main.f"; fn on_enter(ctx) {}"#).unwrap();
+        assert_eq!(s.hooks, ["main.f"]);
+        assert_eq!(s.signature, None);
+        assert!(s.has_enter && !s.has_leave);
+        let s = script(
+            r#"const HOOK = ["main.f", "main.g*"]; const SIGNATURE = "func(a int)"; fn on_leave(ctx) {}"#,
+        )
+        .unwrap();
+        assert_eq!(s.hooks, ["main.f", "main.g*"]);
+        assert_eq!(s.signature.as_deref(), Some("func(a int)"));
+        assert!(!s.has_enter && s.has_leave);
+    }
+
+    #[test]
+    fn scripts_without_hook_or_handlers_are_refused_with_the_reason() {
+        let e = script("fn on_enter(ctx) {}").unwrap_err();
+        assert!(e.to_string().starts_with("t.rhai: no HOOK constant"), "{e}");
+        let e = script(r#"const HOOK = 3; fn on_enter(ctx) {}"#).unwrap_err();
+        assert!(e.to_string().contains("HOOK must be"), "{e}");
+        let e = script(r#"const HOOK = "main.f";"#).unwrap_err();
+        assert!(e.to_string().contains("neither on_enter"), "{e}");
+        assert!(e.is_usage());
+    }
+
+    #[test]
+    fn a_syntax_error_names_file_line_and_column() {
+        let e = script("const HOOK = \"main.f\";\nfn on_enter(ctx) {\n  let x = ;\n}").unwrap_err();
+        assert_eq!(e.to_string(), "t.rhai:3:11: Unexpected ';'");
+    }
+
+    #[test]
+    fn the_top_level_runs_inside_the_limits_and_cannot_import() {
+        let e = script("import \"/etc/passwd\" as p;\nconst HOOK = \"main.f\";").unwrap_err();
+        assert!(
+            e.to_string().starts_with("t.rhai:1: Module not found"),
+            "{e}"
+        );
+        let e = script("loop {}\nconst HOOK = \"main.f\"; fn on_enter(ctx) {}").unwrap_err();
+        assert!(e.to_string().contains("too many operations"), "{e}");
+    }
+
+    #[test]
+    fn an_exact_function_name_is_not_a_glob() {
+        let names: HashSet<&str> = ["main.(*T).M", "main.(*Tx).M", "main.f"].into();
+        let m = PatternMatcher::new(["main.(*T).M", "main.f*"], &names);
+        assert!(m.matches("main.(*T).M", "main.(*T).M"));
+        assert!(!m.matches("main.(*T).M", "main.(*Tx).M"));
+        assert!(m.matches("main.f*", "main.f"));
+        assert!(m.matches("main.f*", "main.fx"));
+    }
+}

@@ -300,3 +300,17 @@ impl Runtime {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_failure_at_different_addresses_is_one_message() {
+        assert_eq!(
+            mask_hex("cannot read 8 bytes at 0x7f00ab: gone (0x1)"),
+            "cannot read 8 bytes at 0x_: gone (0x_)"
+        );
+        assert_eq!(mask_hex("no numbers 0x"), "no numbers 0x");
+    }
+}
