@@ -416,3 +416,68 @@ fn import_at_the_top_level_is_refused_before_the_target_starts() {
     assert!(r.stdout.is_empty());
     assert!(err.contains("Module not found"), "{err}");
 }
+
+/// Kills the child when dropped, so a failing test never leaves a process behind.
+struct Reaper(std::process::Child);
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn attach_runs_scripts_on_a_running_process_and_prints_go_to_stderr() {
+    let exe = must_build("values", Variant::Default, &Toolchain::installed());
+    let mut target = Reaper(
+        Command::new(&exe)
+            .args(["-forever", "-pause", "20ms"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let dir = script_dir(
+        "attach",
+        &[(
+            "rename.rhai",
+            r#"
+const HOOK = "main.Rename";
+fn on_enter(ctx) {
+    ctx.span_start("rename");
+    ctx.set("manager", ctx.arg("u").field("Manager").field("Name").str());
+    if ctx.state.printed != true { print("first call"); }
+}
+"#,
+        )],
+    );
+    let out = tmp("attach.json");
+    let r = Command::new(GOHOOK)
+        .args(["attach", "--pid", &target.0.id().to_string()])
+        .args([
+            "--no-default-scripts",
+            "--duration",
+            "1",
+            "--format",
+            "json",
+        ])
+        .arg("-s")
+        .arg(&dir)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{err}");
+    assert!(target.0.try_wait().unwrap().is_none(), "the target runs on");
+    let spans = read_spans(&out);
+    let renames = spans_of(&spans, "main.Rename");
+    assert!(renames.len() > 5, "{} spans: {err}", renames.len());
+    assert!(
+        renames.iter().all(|s| s["attributes"]["manager"] == "ada"),
+        "{err}"
+    );
+    let prefix = format!("gohook: {}: first call", dir.join("rename.rhai").display());
+    assert!(err.lines().any(|l| l == prefix), "{err}");
+    assert!(!err.contains("hook-script error"), "{err}");
+}
