@@ -241,6 +241,70 @@ fn a_collector_receives_every_span_with_gohook_s_ids_parents_attributes_and_the_
         .is_some_and(|v| !v.is_empty()));
 }
 
+/// A hook script giving a span a kind, an error status, typed attributes and an event.
+const SCRIPT: &str = r#"
+const HOOK = "main.Concat";
+fn on_enter(ctx) {
+    ctx.span_start("concat", "server");
+    ctx.set("ratio", 0.25);
+    ctx.set("flag", true);
+    ctx.set("n", 42);
+    ctx.event("checkpoint", #{ step: 1, what: "enter" });
+    ctx.error("boom");
+}
+"#;
+
+#[test]
+fn kinds_statuses_typed_attributes_and_events_from_scripts_reach_the_collector() {
+    let collector = Collector::start(&scratch("otelcol-script")).unwrap_or_else(|e| panic!("{e}"));
+    let endpoint = collector.endpoint();
+    let script = scratch("concat.rhai");
+    std::fs::write(&script, SCRIPT).unwrap();
+    let json = scratch("script-spans.json");
+    let out = gohook()
+        .args(["run", "--no-default-scripts", "-s"])
+        .arg(&script)
+        .args(["--otlp", &endpoint, "--format", "json", "-o"])
+        .arg(&json)
+        .arg("--")
+        .arg(values())
+        .args(["-rounds", "1"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let lines = collector.stop().unwrap_or_else(|e| panic!("{e}"));
+    let ours = json_spans(&json);
+    let mine = ours
+        .values()
+        .find(|s| s["name"] == "concat")
+        .unwrap_or_else(|| panic!("no concat span: {err}"));
+    let theirs = received(&lines);
+    let r = theirs
+        .iter()
+        .find(|r| r.span["spanId"] == mine["span_id"])
+        .expect("the collector got the concat span");
+    let s = &r.span;
+    assert_eq!(s["name"], "concat");
+    assert_eq!(s["kind"], 2, "SPAN_KIND_SERVER");
+    assert_eq!(s["status"]["code"], 2, "STATUS_CODE_ERROR");
+    assert_eq!(s["status"]["message"], "boom");
+    let attrs = attributes(&s["attributes"]);
+    assert_eq!(attrs["ratio"], 0.25);
+    assert_eq!(attrs["flag"], true);
+    assert_eq!(attrs["n"], 42);
+    let events = s["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["name"], "checkpoint");
+    assert_eq!(
+        nanos(&events[0]["timeUnixNano"]),
+        mine["events"][0]["time_unix_nano"].as_u64().unwrap()
+    );
+    let ev_attrs = attributes(&events[0]["attributes"]);
+    assert_eq!(ev_attrs["step"], 1);
+    assert_eq!(ev_attrs["what"], "enter");
+}
+
 /// One HTTP request as a tiny test server saw it.
 struct Request {
     request_line: String,
