@@ -184,6 +184,15 @@ pub trait TypeResolver {
     /// The type whose descriptor is at `runtime_addr` in the target, added to `table` if new;
     /// `None` when `runtime_addr` is no type descriptor this resolver can read.
     fn resolve(&self, runtime_addr: u64, table: &mut TypeTable) -> Option<TypeId>;
+
+    /// Whether the descriptor at `runtime_addr` carries the DirectIface flag (the value is
+    /// stored in an interface's data word itself). `None` (the default) when unknown: the
+    /// decoder then applies the compiler's rule to the resolved type
+    /// ([`Decoder::is_direct_iface`]).
+    fn direct_iface(&self, runtime_addr: u64) -> Option<bool> {
+        let _ = runtime_addr;
+        None
+    }
 }
 
 /// A [`TypeResolver`] over a binary's runtime type metadata, for a process that loaded it with
@@ -217,6 +226,11 @@ impl<M: MemoryReader> TypeResolver for RuntimeResolver<M> {
         self.types
             .import(addr, table, &mut memo, ImportLimits::default())
             .ok()
+    }
+
+    fn direct_iface(&self, runtime_addr: u64) -> Option<bool> {
+        let addr = runtime_addr.wrapping_sub(self.bias);
+        self.types.header(addr).ok().map(|h| h.direct_iface)
     }
 }
 
@@ -311,7 +325,8 @@ const MAX_READ: usize = 16 << 20;
 pub struct Decoder {
     types: RefCell<TypeTable>,
     resolver: Option<Box<dyn TypeResolver>>,
-    resolved: RefCell<HashMap<u64, Option<TypeId>>>,
+    /// Type words already resolved: the type and whether it is stored directly.
+    resolved: RefCell<HashMap<u64, Option<(TypeId, bool)>>>,
     /// During [`Decoder::render`]: map slots left to scan for the whole rendering.
     shared_scan_budget: Cell<Option<usize>>,
     /// The `uint8` type (string indexing), once found or added.
@@ -906,8 +921,14 @@ impl Decoder {
 
     // ---- interfaces ------------------------------------------------------------------------
 
-    /// The concrete type of interface `v`'s dynamic value: `None` for a nil interface.
-    fn dynamic_type(&self, mem: &dyn MemoryReader, v: Value, t: &GoType) -> R<Option<TypeId>> {
+    /// The concrete type of interface `v`'s dynamic value and whether the value sits in the
+    /// data word itself: `None` for a nil interface.
+    fn dynamic_type(
+        &self,
+        mem: &dyn MemoryReader,
+        v: Value,
+        t: &GoType,
+    ) -> R<Option<(TypeId, bool)>> {
         let Shape::Interface { empty } = t.shape else {
             return Err(ValueError::WrongKind {
                 op: "elem",
@@ -947,26 +968,32 @@ impl Decoder {
                 .map_err(|_| ValueError::TableBusy)?;
             resolver.resolve(type_addr, &mut table)
         };
-        self.resolved.borrow_mut().insert(type_addr, id);
-        id.map(Some).ok_or_else(|| ValueError::Unresolved {
+        let hit = id.map(|id| {
+            let direct = resolver
+                .direct_iface(type_addr)
+                .unwrap_or_else(|| self.is_direct_iface(id));
+            (id, direct)
+        });
+        self.resolved.borrow_mut().insert(type_addr, hit);
+        hit.map(Some).ok_or_else(|| ValueError::Unresolved {
             ty: t.name.clone(),
             word,
             why: "not a type descriptor of the binary",
         })
     }
 
-    /// The concrete value inside interface `v`. Pointer-shaped types (see
-    /// [`Decoder::is_direct_iface`]) are stored in the data word itself, so their value is at
-    /// `v.addr + 8`; others are at the address in the data word.
+    /// The concrete value inside interface `v`. Pointer-shaped types (the descriptor's
+    /// DirectIface flag, else [`Decoder::is_direct_iface`]) are stored in the data word itself,
+    /// so their value is at `v.addr + 8`; others are at the address in the data word.
     pub fn elem(&self, mem: &dyn MemoryReader, v: Value) -> R<Value> {
         let t = self.ty(v.ty)?;
-        let Some(dyn_ty) = self.dynamic_type(mem, v, &t)? else {
+        let Some((dyn_ty, direct)) = self.dynamic_type(mem, v, &t)? else {
             return Err(ValueError::Nil {
                 what: "take the dynamic value".into(),
                 ty: t.name,
             });
         };
-        if self.is_direct_iface(dyn_ty) {
+        if direct {
             return Ok(Value {
                 ty: dyn_ty,
                 addr: v.addr.wrapping_add(8),
@@ -990,14 +1017,18 @@ impl Decoder {
     pub fn dynamic_type_name(&self, mem: &dyn MemoryReader, v: Value) -> R<String> {
         let t = self.ty(v.ty)?;
         Ok(match self.dynamic_type(mem, v, &t)? {
-            Some(id) => self.name_of(id),
+            Some((id, _)) => self.name_of(id),
             None => "nil".to_owned(),
         })
     }
 
-    /// True when an interface holding a `ty` keeps the value in its data word
-    /// (`cmd/compile/internal/types.IsDirectIface`): pointers, maps, chans, funcs,
-    /// `unsafe.Pointer`, and structs or arrays whose single field/element is such.
+    /// True when an interface holding a `ty` keeps the value in its data word, by the
+    /// compiler's rule (`cmd/compile/internal/types.IsDirectIface`): a type of one pointer-sized
+    /// word that is a pointer — pointers, maps, chans, funcs, `unsafe.Pointer`, and structs or
+    /// arrays whose only non-empty part is such a word. (Go 1.26 states it as "size 8, pointer
+    /// bytes 8"; before, struct and array wrappers had to have exactly one field/element, which
+    /// differs only for structs with extra zero-sized fields. Resolved types use the flag the
+    /// descriptor carries instead, see [`TypeResolver::direct_iface`].)
     pub fn is_direct_iface(&self, ty: TypeId) -> bool {
         let types = self.types.borrow();
         let mut cur = ty;
@@ -1005,13 +1036,24 @@ impl Decoder {
             let Some(t) = types.get(cur) else {
                 return false;
             };
+            if t.size != 8 {
+                return false;
+            }
             match &t.shape {
                 Shape::Pointer { .. } | Shape::Map { .. } | Shape::Chan { .. } | Shape::Func => {
                     return true
                 }
                 _ if t.kind == Kind::UnsafePointer => return true,
                 Shape::Array { elem, len: 1 } => cur = *elem,
-                Shape::Struct { fields } if fields.len() == 1 => cur = fields[0].ty,
+                Shape::Struct { fields } => {
+                    let mut words = fields
+                        .iter()
+                        .filter(|f| types.get(f.ty).is_some_and(|ft| ft.size > 0));
+                    match (words.next(), words.next()) {
+                        (Some(f), None) if f.offset == 0 => cur = f.ty,
+                        _ => return false,
+                    }
+                }
                 _ => return false,
             }
         }

@@ -149,12 +149,12 @@ pub(crate) enum Next {
 }
 
 impl Decoder {
-    fn map_types(&self, v: Value) -> R<(GoType, TypeId, TypeId)> {
+    fn map_types(&self, v: Value, op: &'static str) -> R<(GoType, TypeId, TypeId)> {
         let t = self.ty(v.ty)?;
         match t.shape {
             Shape::Map { key, elem } => Ok((t, key, elem)),
             _ => Err(ValueError::WrongKind {
-                op: "map",
+                op,
                 want: "a map",
                 ty: t.name,
             }),
@@ -163,7 +163,7 @@ impl Decoder {
 
     /// Number of entries (`hmap.count` / `maps.Map.used`, both the first word).
     pub(crate) fn map_len(&self, mem: &dyn MemoryReader, v: Value) -> R<u64> {
-        self.map_types(v)?;
+        self.map_types(v, "len")?;
         let h = Self::read_u64(mem, v.addr)?;
         if h == 0 {
             return Ok(0);
@@ -175,7 +175,7 @@ impl Decoder {
     /// [`super::Limits::max_entries_scanned`] slots are scanned (more is an error).
     pub fn map_keys(&self, mem: &dyn MemoryReader, v: Value) -> R<Vec<Value>> {
         let mut keys = Vec::new();
-        self.map_entries(mem, v, &mut |_, k, _| {
+        self.map_entries("map_keys", mem, v, &mut |_, k, _| {
             keys.push(k);
             Ok(Next::Continue)
         })?;
@@ -186,7 +186,7 @@ impl Decoder {
     /// [`Decoder::map_keys`].
     pub fn map_items(&self, mem: &dyn MemoryReader, v: Value) -> R<Vec<(Value, Value)>> {
         let mut items = Vec::new();
-        self.map_entries(mem, v, &mut |_, k, e| {
+        self.map_entries("map_items", mem, v, &mut |_, k, e| {
             items.push((k, e));
             Ok(Next::Continue)
         })?;
@@ -196,7 +196,7 @@ impl Decoder {
     /// The element stored under `key`, found by comparing `key` with every decoded key (no
     /// hashing), or `None`.
     pub fn map_get(&self, mem: &dyn MemoryReader, v: Value, key: &MapKey) -> R<Option<Value>> {
-        let (t, kt, _) = self.map_types(v)?;
+        let (t, kt, _) = self.map_types(v, "map_get")?;
         let kty = self.ty(kt)?;
         let fits = match key {
             MapKey::Str(_) => kty.kind == Kind::String,
@@ -217,7 +217,7 @@ impl Decoder {
             });
         }
         let mut found = None;
-        self.map_entries(mem, v, &mut |m, k, e| {
+        self.map_entries("map_get", mem, v, &mut |m, k, e| {
             if self.key_equals(m, k, key)? {
                 found = Some(e);
                 return Ok(Next::Stop);
@@ -256,11 +256,12 @@ impl Decoder {
     /// bucket/group from one read (keys compared there cost no further reads).
     pub(crate) fn map_entries(
         &self,
+        op: &'static str,
         mem: &dyn MemoryReader,
         v: Value,
         visit: &mut dyn FnMut(&dyn MemoryReader, Value, Value) -> R<Next>,
     ) -> R<()> {
-        let (t, kt, et) = self.map_types(v)?;
+        let (t, kt, et) = self.map_types(v, op)?;
         let (kty, ety) = (self.ty(kt)?, self.ty(et)?);
         Self::opaque_check(&kty)?;
         Self::opaque_check(&ety)?;

@@ -213,7 +213,7 @@ impl Decoder {
                 }
                 out.push('{');
                 let mut shown = 0usize;
-                let r = self.map_entries(mem, v, &mut |m, k, e| {
+                let r = self.map_entries("render", mem, v, &mut |m, k, e| {
                     if shown > 0 {
                         out.push_str(", ");
                     }

@@ -614,6 +614,11 @@ fn swiss_maps_read_small_groups_and_directories_of_tables() {
         dec.map_get(&m, v(mt, big_v), &MapKey::Str("x".into())),
         Err(ValueError::KeyKind { .. })
     ));
+    let int = dec.types().by_name("int64").unwrap();
+    assert_eq!(
+        dec.map_keys(&m, v(int, big_v)).unwrap_err().to_string(),
+        "map_keys() needs a map, not int64"
+    );
     // A corrupt group mask is reported, not followed.
     let mut bad = img.bytes.clone();
     let o = (table_b - BASE) as usize + 24;
@@ -1030,4 +1035,44 @@ fn all_maps_of_one_rendering_share_one_scan_budget() {
     let again = dec.render(&m, v(mt, maps));
     assert!(again.contains("stopped after 800"), "{again}");
     assert!(dec.map_keys(&m, v(mt, maps)).is_err());
+}
+
+/// A resolver that also reports descriptors' DirectIface flags.
+struct FlagResolver(Vec<(u64, TypeId, bool)>);
+
+impl TypeResolver for FlagResolver {
+    fn resolve(&self, addr: u64, _table: &mut TypeTable) -> Option<TypeId> {
+        self.0.iter().find(|e| e.0 == addr).map(|e| e.1)
+    }
+    fn direct_iface(&self, addr: u64) -> Option<bool> {
+        self.0.iter().find(|e| e.0 == addr).map(|e| e.2)
+    }
+}
+
+#[test]
+fn the_descriptors_direct_iface_flag_wins_over_the_structural_rule() {
+    let mut ts = Types::default();
+    let int = ts.basic("int");
+    let pint = ts.ptr(int);
+    let empty = ts.strukt("struct {}", &[]);
+    // Go 1.26+ stores struct{ _ struct{}; P *int } directly (8 bytes, all pointer); 1.25 did not.
+    let wrapped = ts.strukt("main.W", &[("_", empty), ("P", pint)]);
+    let any = ts.iface("interface {}", true);
+    let mut dec = ts.decoder(MapLayout::Swiss);
+    assert!(dec.is_direct_iface(pint));
+    assert!(dec.is_direct_iface(wrapped));
+    assert!(!dec.is_direct_iface(int));
+    dec.resolver = Some(Box::new(FlagResolver(vec![(0x900, wrapped, false)])));
+    let mut img = Image::default();
+    let seven = img.words(&[7]);
+    let boxed = img.words(&[seven]);
+    let e = img.words(&[0x900, boxed]);
+    let m = img.mem();
+    let c = dec.elem(&m, v(any, e)).unwrap();
+    assert_eq!(
+        c.addr, boxed,
+        "the flag says indirect: the data word points at the value"
+    );
+    let p = dec.field(&m, c, "P").unwrap();
+    assert_eq!(dec.int(&m, dec.deref(&m, p).unwrap()).unwrap(), 7);
 }
