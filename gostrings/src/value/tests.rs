@@ -959,6 +959,28 @@ mod hostile {
             prop_assert!(r.len() <= 64 * 1024 + 4);
             let _ = dec.type_name(val);
         }
+
+        #[test]
+        fn materialize_never_panics_and_stays_within_the_type(
+            pieces in proptest::collection::vec((0usize..24, 0u64..64, 0u64..10), 0..12),
+            regs in proptest::collection::vec(any::<u64>(), 24),
+            pick in 0usize..17,
+        ) {
+            let (ts, ids) = table();
+            let ty = ids[pick % ids.len()];
+            let all: Vec<Reg> = Reg::INT_ARGS.into_iter().chain(Reg::FLOAT_ARGS).collect();
+            let loc = Location::Registers(
+                pieces
+                    .iter()
+                    .map(|&(r, value_offset, size)| RegPiece { reg: all[r], value_offset, size })
+                    .collect(),
+            );
+            let ints: [u64; 9] = regs[..9].try_into().unwrap();
+            let floats: [u64; 15] = regs[9..].try_into().unwrap();
+            if let Some(img) = materialize(&ts.t, ty, &loc, &ints, &floats) {
+                prop_assert_eq!(img.len() as u64, ts.t.get(ty).unwrap().size);
+            }
+        }
     }
 }
 
