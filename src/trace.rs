@@ -82,11 +82,10 @@ fn open_sink(opts: &HookOptions) -> Result<Sink> {
         Format::Json => Box::new(JsonSink::new(out)),
         Format::Pretty => Box::new(PrettySink::new(out)),
     };
-    Ok(Outputs::open(
-        primary,
-        opts.otlp.as_deref(),
-        opts.chrome_trace.as_deref(),
-    )?)
+    Ok(
+        Outputs::open(primary, opts.otlp.as_deref(), opts.chrome_trace.as_deref())?
+            .stderr_shared(opts.output.is_none()),
+    )
 }
 
 /// What each selected hook records beyond integer registers, and the hooks' types (from DWARF,

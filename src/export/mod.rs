@@ -122,6 +122,15 @@ impl Outputs {
         })
     }
 
+    /// Says whether the `--format` output streams to standard error: exporters then keep their
+    /// messages for the end, where they cannot land inside one of its lines.
+    pub fn stderr_shared(mut self, shared: bool) -> Self {
+        if let (true, Some(o)) = (shared, &mut self.otlp) {
+            o.quiet_until_end();
+        }
+        self
+    }
+
     /// Tells the exporters which process is traced. Call once, before the first span.
     pub fn started(mut self, process: &Process) -> Self {
         if let Some(o) = &mut self.otlp {

@@ -13,8 +13,9 @@
 //! endpoint that is down costs at most that long, and the lost spans are counted.
 //!
 //! What standard error shows: one line when an export first fails while tracing goes on (with
-//! the reason, e.g. "connection refused"), and one line at the end: how many spans reached the
-//! endpoint, and how many did not and why.
+//! the reason, e.g. "connection refused"; not when the `--format` output streams to standard
+//! error, see [`OtlpSink::quiet_until_end`]), and one line at the end: how many spans reached
+//! the endpoint, and how many did not and why.
 //!
 //! Configuration, as the OpenTelemetry SDKs take it (see [`resolve_endpoint`]):
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` when `--otlp` has no
@@ -242,8 +243,10 @@ pub struct OtlpSink {
     tx: Option<SyncSender<Msg>>,
     done_rx: Option<Receiver<()>>,
     progress: Arc<Mutex<Progress>>,
-    /// Set when the end has come: a failure is then reported in the final line only.
-    finishing: Arc<AtomicBool>,
+    /// Set when the end has come, or when the `--format` output streams to standard error
+    /// (a line from the export thread could land inside one of its lines): a failure is then
+    /// reported in the final line only.
+    quiet: Arc<AtomicBool>,
     queued: u64,
     dropped: u64,
 }
@@ -286,10 +289,16 @@ impl OtlpSink {
             tx: None,
             done_rx: None,
             progress: Arc::default(),
-            finishing: Arc::default(),
+            quiet: Arc::default(),
             queued: 0,
             dropped: 0,
         })
+    }
+
+    /// Keeps the export thread from printing the first failure as it happens: it is then only
+    /// in the final line. For when something else streams to standard error.
+    pub fn quiet_until_end(&mut self) {
+        self.quiet.store(true, Ordering::SeqCst);
     }
 
     /// The traces URL spans go to.
@@ -309,7 +318,7 @@ impl OtlpSink {
             exporter,
             endpoint: self.endpoint.clone(),
             progress: self.progress.clone(),
-            finishing: self.finishing.clone(),
+            quiet: self.quiet.clone(),
             scope: InstrumentationScope::builder("gohook")
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
@@ -356,7 +365,7 @@ impl OtlpSink {
 
     /// Flushes for at most [`FLUSH_TIMEOUT`] and prints the one-line report on standard error.
     pub fn finish(&mut self, _stats: &Stats) -> std::io::Result<()> {
-        self.finishing.store(true, Ordering::SeqCst);
+        self.quiet.store(true, Ordering::SeqCst);
         let mut timed_out = false;
         if let Some(tx) = self.tx.take() {
             // The flush message may wait behind a full queue: that wait counts too.
@@ -436,7 +445,7 @@ struct Worker {
     exporter: SpanExporter,
     endpoint: String,
     progress: Arc<Mutex<Progress>>,
-    finishing: Arc<AtomicBool>,
+    quiet: Arc<AtomicBool>,
     scope: InstrumentationScope,
 }
 
@@ -483,7 +492,7 @@ impl Worker {
                 p.failed += n;
                 if p.first_error.is_none() {
                     let why = explain(&self.endpoint, &e.to_string());
-                    if !self.finishing.load(Ordering::SeqCst) {
+                    if !self.quiet.load(Ordering::SeqCst) {
                         eprintln!(
                             "gohook: OTLP export to {} failed ({why}); tracing goes on, lost spans are counted at the end",
                             self.endpoint
