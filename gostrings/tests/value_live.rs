@@ -326,6 +326,10 @@ fn check_all(c: &mut Check<'_>, live: &Globals) {
         -4,
     );
     c.str("ByteArr", "hello");
+    let r = dec.render(mem, c.f("Bytes"));
+    c.eq("render(Bytes)", r.as_str(), "[]uint8(\"bytes\\x00\\xff\")");
+    let r = dec.render(mem, c.f("ByteArr"));
+    c.eq("render(ByteArr)", r.as_str(), "[5]uint8(\"hello\")");
     let s = c.f("Str");
     c.eq(
         "Str[1] is a byte",

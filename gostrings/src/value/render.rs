@@ -2,6 +2,7 @@
 //! script debugging (`%#v`-like, not identical).
 //!
 //! * Strings are quoted, cut at `max_string` bytes with `…` before the closing quote.
+//! * Byte slices and arrays print as quoted bytes (`[]uint8("GET\x00")`), cut at `max_string`.
 //! * Slices, arrays, maps and structs show at most `max_items` elements/entries/fields, then
 //!   `…`; nil slices and maps print as `[]T(nil)` / `map[K]V(nil)`.
 //! * Pointers print `&` and their target, interfaces their dynamic value (`nil` when nil),
@@ -181,6 +182,16 @@ impl Decoder {
                     let _ = write!(out, "{}(nil)", t.name);
                     return Ok(());
                 }
+                if let Shape::Slice { elem } | Shape::Array { elem, .. } = t.shape {
+                    if self.is_byte(elem) {
+                        // Bytes read best as a string literal: []uint8("GET /\x00").
+                        let b = self.byte_content(mem, v, self.limits.max_string, "render")?;
+                        let _ = write!(out, "{}(", t.name);
+                        quote_bytes_into(&b, n > b.len() as u64, out);
+                        out.push(')');
+                        return Ok(());
+                    }
+                }
                 out.push_str(&t.name);
                 if deep && n > 0 {
                     out.push_str("{…}");
@@ -260,6 +271,28 @@ fn quote_into(s: &str, cut: bool, out: &mut String) {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
             c => out.push(c),
+        }
+    }
+    if cut {
+        out.push('…');
+    }
+    out.push('"');
+}
+
+/// Appends bytes as a Go string literal: printable ASCII as is, everything else as `\xNN`
+/// (`…` before the closing quote when `cut`).
+fn quote_bytes_into(b: &[u8], cut: bool, out: &mut String) {
+    out.push('"');
+    for &c in b {
+        match c {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\t' => out.push_str("\\t"),
+            0x20..=0x7e => out.push(char::from(c)),
+            _ => {
+                let _ = write!(out, "\\x{c:02x}");
+            }
         }
     }
     if cut {

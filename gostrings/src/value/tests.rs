@@ -236,6 +236,8 @@ fn strings_are_cut_at_max_string_lossy_and_refuse_absurd_lengths() {
     assert_eq!(dec.str(&m, v(bs, slice)).unwrap(), "a\u{fffd}b");
     assert_eq!(dec.str(&m, v(ba, bad)).unwrap(), "a\u{fffd}b");
     assert_eq!(dec.bytes(&m, v(bs, slice), 2).unwrap(), b"a\xff");
+    assert_eq!(dec.render(&m, v(bs, slice)), "[]uint8(\"a\\xffb\")");
+    assert_eq!(dec.render(&m, v(ba, bad)), "[3]uint8(\"a\\xffb\")");
     assert!(matches!(
         dec.str(&m, v(s, absurd)),
         Err(ValueError::Implausible { .. })
