@@ -481,3 +481,24 @@ fn on_enter(ctx) {
     assert!(err.lines().any(|l| l == prefix), "{err}");
     assert!(!err.contains("hook-script error"), "{err}");
 }
+
+#[test]
+fn an_unresolvable_type_in_a_signature_is_named_before_the_target_starts() {
+    let exe = must_build("values", Variant::Stripped, &Toolchain::installed());
+    let s = tmp("unknown-type.rhai");
+    std::fs::write(
+        &s,
+        "const HOOK = \"main.Concat\";\nconst SIGNATURE = \"func(a main.NoSuchType, b string) string\";\nfn on_enter(ctx) { }\n",
+    )
+    .unwrap();
+    let r = gohook_run(&[&s], &tmp("unknown-type.json"), &exe, &[]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(r.stdout.is_empty(), "the target never ran");
+    assert!(err.contains("SIGNATURE for main.Concat"), "{err}");
+    assert!(err.contains("main.NoSuchType"), "{err}");
+    assert!(
+        err.contains("struct{"),
+        "suggests an explicit struct type: {err}"
+    );
+}
