@@ -447,6 +447,15 @@ fn on_enter(ctx) {
     ctx.span_start("rename");
     ctx.set("manager", ctx.arg("u").field("Manager").field("Name").str());
     if ctx.state.printed != true { print("first call"); }
+    let u = ctx.arg("u");
+    ctx.set("type", u.type_name());
+    ctx.set("tag1", u.field("Tags").index(1).str());
+    ctx.set("tags.cap", u.field("Tags").cap());
+    ctx.set("attr.keys", u.field("Attrs").keys().len());
+    ctx.set("name.bytes", u.field("Manager").field("Name").bytes(2).len());
+    ctx.set("age", u.field("Age").uint());
+    ctx.set("manager.nil", u.field("Manager").is_nil());
+    ctx.set("rendered", u.field("Manager").deref().to_string());
 }
 "#,
         )],
@@ -477,6 +486,15 @@ fn on_enter(ctx) {
         renames.iter().all(|s| s["attributes"]["manager"] == "ada"),
         "{err}"
     );
+    let a = &renames[0]["attributes"];
+    assert_eq!(a["type"], "*main.User");
+    assert_eq!(a["tag1"], "oncall");
+    assert!(a["tags.cap"].as_i64().unwrap() >= 2);
+    assert_eq!(a["attr.keys"], 2);
+    assert_eq!(a["name.bytes"], 2);
+    assert_eq!(a["manager.nil"], false);
+    assert!(a["age"] == 29 || a["age"] == 30, "{a}");
+    assert!(a["rendered"].as_str().unwrap().contains("ada"), "{a}");
     let prefix = format!("gohook: {}: first call", dir.join("rename.rhai").display());
     assert!(err.lines().any(|l| l == prefix), "{err}");
     assert!(!err.contains("hook-script error"), "{err}");
