@@ -11,11 +11,20 @@
 //! bounded by [`Limits`], and no method panics; a failure is a [`ValueError`] whose message says
 //! what could not be read and why.
 //!
-//! Layout sources (amd64; checked against the Go sources of 1.21, 1.23, 1.24, 1.26 and 1.27):
-//! strings `{ptr, len}`, slices `{ptr, len, cap}`, interfaces `{type|itab, data}` with the
-//! concrete type at `itab+8` in every release, channels `runtime.hchan{qcount, dataqsiz, …}`,
-//! maps in the `maps` submodule (`runtime.hmap` buckets before 1.24, `internal/runtime/maps` swiss tables
-//! from 1.24), `time.Time{wall, ext, loc}`.
+//! Layout sources (amd64; checked against the Go sources of 1.21 – 1.27 and, through
+//! `tests/value_live.rs`, against live processes built by each of them): strings `{ptr, len}`,
+//! slices `{ptr, len, cap}`, interfaces `{type|itab, data}` with the concrete type at `itab+8` in
+//! every release and the value in the data word itself for DirectIface types, channels
+//! `runtime.hchan{qcount, dataqsiz, …}`, maps in the `maps` submodule (`runtime.hmap` buckets
+//! before 1.24, `internal/runtime/maps` swiss tables from 1.24, split groups under 1.27's
+//! `GOEXPERIMENT=mapsplitgroup`), `time.Time{wall, ext, loc}`.
+//!
+//! Reads through pointers: [`Decoder::field`] follows any number of pointers (and embedded
+//! pointers), [`Decoder::index`] and [`Decoder::len`] follow pointers to an array, as Go does; the
+//! scalar readers ([`Decoder::str`], [`Decoder::int`], …) do not (use [`Decoder::deref`]).
+//!
+//! A `Decoder` is single-threaded (`RefCell` inside, resolver not `Send`): one per trace, on the
+//! thread that runs the scripts.
 
 mod errtext;
 mod maps;
