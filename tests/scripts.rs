@@ -520,3 +520,71 @@ fn an_unresolvable_type_in_a_signature_is_named_before_the_target_starts() {
         "suggests an explicit struct type: {err}"
     );
 }
+
+#[test]
+fn a_goroutines_first_scripted_span_is_a_child_of_the_span_open_on_the_goroutine_that_started_it() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let exe = must_build("httpsvc", Variant::Default, &Toolchain::installed());
+    // Serve runs on one goroutine and starts a goroutine per connection, where the bundled
+    // HTTP server script makes the request's span.
+    let dir = script_dir(
+        "goparent",
+        &[(
+            "serve.rhai",
+            "const HOOK = \"net/http.(*Server).Serve\";\nfn on_enter(ctx) { ctx.span_start(\"serve\"); }\n",
+        )],
+    );
+    let out = tmp("goparent.json");
+    let mut child = Reaper(
+        Command::new(GOHOOK)
+            .args(["run", "--format", "json", "-o"])
+            .arg(&out)
+            .arg("-s")
+            .arg(&dir)
+            .args(["--"])
+            .arg(&exe)
+            .args(["-addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
+        .expect("httpsvc listens");
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    std::thread::sleep(Duration::from_millis(100));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.0.id() as i32),
+        nix::sys::signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.0.wait().unwrap();
+    let mut err = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+    let spans = read_spans(&out);
+    let serve = spans_of(&spans, "net/http.(*Server).Serve");
+    assert_eq!(serve.len(), 1, "{err}");
+    let request = spans
+        .iter()
+        .find(|s| s["attributes"]["url.path"] == "/hello")
+        .unwrap_or_else(|| panic!("no span for GET /hello: {err}"));
+    assert_ne!(request["goroutine"], serve[0]["goroutine"]);
+    assert_eq!(request["parent_span_id"], serve[0]["span_id"]);
+    assert_eq!(request["trace_id"], serve[0]["trace_id"]);
+}
