@@ -109,4 +109,62 @@ mod tests {
         assert_eq!(c.entry.float_mask, 0);
         assert!(c.entry.strings.is_empty());
     }
+
+    #[test]
+    fn string_parameters_in_registers_are_copied_and_float_registers_recorded() {
+        use crate::script::types::Slot;
+        use gostrings::abi::{Reg, RegPiece};
+        use gostrings::{GoType, Shape};
+        let mut table = TypeTable::new();
+        let basic = |name: &str, kind, size| GoType {
+            name: name.into(),
+            kind,
+            size,
+            align: 8,
+            shape: Shape::Basic,
+        };
+        let string = table.add(basic("string", Kind::String, 16));
+        let float = table.add(basic("float64", Kind::Float64, 8));
+        let piece = |reg, value_offset| RegPiece {
+            reg,
+            value_offset,
+            size: 8,
+        };
+        let f = FuncTypes {
+            params: vec![
+                Slot {
+                    name: "path".into(),
+                    ty: string,
+                    loc: Location::Registers(vec![piece(Reg::Rbx, 0), piece(Reg::Rcx, 8)]),
+                },
+                Slot {
+                    name: "x".into(),
+                    ty: float,
+                    loc: Location::Registers(vec![piece(Reg::X1, 0)]),
+                },
+                Slot {
+                    name: "big".into(),
+                    ty: string,
+                    loc: Location::Stack { offset: 8 },
+                },
+            ],
+            results: vec![Slot {
+                name: "~r0".into(),
+                ty: float,
+                loc: Location::Registers(vec![piece(Reg::X0, 0)]),
+            }],
+        };
+        let c = for_types(&table, Some(&f), 512);
+        assert_eq!(c.string_params, ["path"], "stack strings are not copied");
+        assert_eq!(
+            c.entry.strings,
+            [StringCapture {
+                ptr: IntReg::Rbx,
+                len: IntReg::Rcx
+            }]
+        );
+        assert_eq!(c.entry.float_mask, 1 << 1);
+        assert_eq!(c.exit.float_mask, 1 << 0);
+        assert_eq!(c.entry.string_cap, string_budget(512));
+    }
 }
