@@ -431,11 +431,12 @@ pub fn run(program: &Path, args: &[OsString], opts: &HookOptions) -> Result<i32>
         if status.is_none() {
             status = injector::launch::try_wait_exit(pid).ok().flatten();
         }
+        // From now on scripts read only the file: the pid is free for reuse.
+        if let (Some(_), Some(g)) = (&status, &gone_switch) {
+            g.set(true);
+        }
         status.is_some()
     });
-    if let Some(g) = gone_switch {
-        g.set(true);
-    }
     let stats = col.finish().context("writing spans")?;
     report_drops(&stats);
     report_script_errors(&stats);
