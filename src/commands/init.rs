@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use anyhow::{bail, Context};
+use gostrings::abi::{self, Location};
 use gostrings::dwarf::Dwarf;
 use gostrings::signature;
 use gostrings::{GoBinary, Kind, Shape, TypeId, TypeTable};
@@ -108,6 +109,8 @@ struct Slot {
     kind: Kind,
     /// Field names and types, for a struct or a pointer to one.
     fields: Vec<(String, String)>,
+    /// Passed on the stack, where gohook records nothing (`ctx.arg` fails for it).
+    on_stack: bool,
 }
 
 /// A function's parameters and results, as far as DWARF tells.
@@ -139,10 +142,30 @@ fn describe(dwarf: Option<&Dwarf>, hook: &HookPlan) -> Described {
         Ok(f) => f,
         Err(e) => return Described::Unknown(format!("its DWARF is unreadable: {e}")),
     };
-    let slot = |name: &str, ty: TypeId| slot(&table, name, ty);
+    let sig = f.signature();
+    let frame = abi::assign(
+        &table,
+        &sig.param_types(),
+        &sig.result_types(),
+        abi::dictionary_index(&hook.func.name),
+    )
+    .ok();
+    let on_stack = |locs: Option<&Vec<Location>>, i: usize| {
+        locs.and_then(|l| l.get(i))
+            .is_some_and(|l| matches!(l, Location::Stack { .. }))
+    };
+    let slots = |list: &[gostrings::dwarf::DwarfParam], locs: Option<&Vec<Location>>| {
+        list.iter()
+            .enumerate()
+            .map(|(i, p)| Slot {
+                on_stack: on_stack(locs, i),
+                ..slot(&table, &p.name, p.ty)
+            })
+            .collect()
+    };
     Described::Dwarf(KnownFunction {
-        params: f.params.iter().map(|p| slot(&p.name, p.ty)).collect(),
-        results: f.results.iter().map(|p| slot(&p.name, p.ty)).collect(),
+        params: slots(&f.params, frame.as_ref().map(|f| &f.params)),
+        results: slots(&f.results, frame.as_ref().map(|f| &f.results)),
     })
 }
 
@@ -153,6 +176,7 @@ fn slot(table: &TypeTable, name: &str, ty: TypeId) -> Slot {
             ty: "?".into(),
             kind: Kind::UnsafePointer,
             fields: vec![],
+            on_stack: false,
         };
     };
     let fields_of = |id: TypeId| match table.get(id).map(|t| &t.shape) {
@@ -175,6 +199,7 @@ fn slot(table: &TypeTable, name: &str, ty: TypeId) -> Slot {
         ty: t.name.clone(),
         kind: t.kind,
         fields,
+        on_stack: false,
     }
 }
 
@@ -356,6 +381,10 @@ fn render(
         s,
         "// (defined at {pos}), written by `gohook init` from {program}."
     );
+    let _ = writeln!(
+        s,
+        "// Load it with `gohook run -s <this file> -- ./{program} ...` (or attach -s); edit freely."
+    );
     let _ = writeln!(s, "//");
     match described {
         Described::Dwarf(f) => render_known(&mut s, name, f, resolve),
@@ -413,6 +442,13 @@ fn render_known(
         };
         let attr = rhai_str(&format!("arg.{}", display_name(&p.name, 'p', i)));
         let _ = writeln!(s, "    // {} {}", p.name, p.ty);
+        if p.on_stack {
+            let _ = writeln!(
+                s,
+                "    // (passed on the stack, which gohook does not record: {access} would fail)"
+            );
+            continue;
+        }
         match scalar(&access, p) {
             Some(expr) => {
                 let _ = writeln!(s, "    ctx.set({attr}, {expr});");
@@ -435,6 +471,13 @@ fn render_known(
     for (i, r) in f.results.iter().enumerate() {
         let access = format!("ctx.ret({i})");
         let _ = writeln!(s, "    // {} {}", r.name, r.ty);
+        if r.on_stack {
+            let _ = writeln!(
+                s,
+                "    // (returned on the stack, which gohook does not record: {access} would fail)"
+            );
+            continue;
+        }
         if r.ty == "error" {
             let _ = writeln!(s, "    let err = {access};");
             let _ = writeln!(s, "    if !err.is_nil() {{ ctx.error(err.error_text()); }}");
@@ -479,6 +522,14 @@ fn receiver_hint(func: &str) -> Option<String> {
     let dot = rest.find('.')?;
     let pkg = format!("{dir}{}", &rest[..dot]);
     let after = &rest[dot + 1..];
+    // Closures (`main.main.func1`, `main.T.M.func2`) and generic bodies have no receiver.
+    let is_closure = after.split('.').skip(1).any(|part| {
+        part.strip_prefix("func")
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    });
+    if is_closure || after.contains('[') {
+        return None;
+    }
     let (ptr, ty) = if let Some(r) = after.strip_prefix("(*") {
         (true, &r[..r.find(')')?])
     } else {
@@ -606,6 +657,8 @@ mod tests {
         );
         assert_eq!(receiver_hint("main.Concat"), None);
         assert_eq!(receiver_hint("main.main.func1"), None);
+        assert_eq!(receiver_hint("main.(*T).M.func2"), None);
+        assert_eq!(receiver_hint("main.Max[go.shape.int]"), None);
     }
 
     #[test]
@@ -615,6 +668,7 @@ mod tests {
             ty: ty.into(),
             kind,
             fields: vec![],
+            on_stack: false,
         };
         let f = KnownFunction {
             params: vec![s("a", "string", Kind::String), s("~p1", "int", Kind::Int)],
