@@ -9,6 +9,12 @@
 //! (grpc-go's own requirement), so it is checked with the installed Go only. The HTTP client
 //! script is checked against the `go` command of each release of the matrix, which uses
 //! net/http's Transport (those binaries have no DWARF: there the signature must resolve).
+//!
+//! Then live, under `gohook run` with the bundled scripts on by default, on DWARF and stripped
+//! builds: httpsvc serving real requests (one server span per request with method, path and
+//! status; its SQL statements as client children with the statement text), grpcsvc calling
+//! itself (client and server spans with service, method and status code) and grpcsvc's HTTP
+//! client fetching from httpsvc (client spans with URL and status).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -483,7 +489,15 @@ fn grpcsvc_calls_make_client_and_server_spans(variant: Variant) {
         .args(["-f", "main.call", "--"])
         .arg(&exe)
         // Scripts read the target's memory a little after each call: -linger keeps it alive.
-        .args(["-loopback", "-n", "4", "-service", "grpcsvc,nope", "-linger", "1s"])
+        .args([
+            "-loopback",
+            "-n",
+            "4",
+            "-service",
+            "grpcsvc,nope",
+            "-linger",
+            "1s",
+        ])
         .output()
         .expect("gohook runs");
     let err = String::from_utf8_lossy(&run.stderr);
@@ -541,4 +555,79 @@ fn grpcsvc_calls_make_client_and_server_spans_with_dwarf() {
 #[test]
 fn grpcsvc_calls_make_client_and_server_spans_when_stripped() {
     grpcsvc_calls_make_client_and_server_spans(Variant::Stripped);
+}
+
+fn http_client_requests_make_client_spans(variant: Variant) {
+    use std::io::BufRead;
+    let server = must_build("httpsvc", Variant::Default, &Toolchain::installed());
+    let mut server = Reaper(
+        std::process::Command::new(server)
+            .args(["-addr", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("httpsvc starts"),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(server.0.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let port: u64 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let urls = format!("http://{addr}/hello,http://{addr}/nowhere");
+
+    let exe = must_build("grpcsvc", variant, &Toolchain::installed());
+    let out = tmp(&format!("http-client-{}.json", variant.name()));
+    let run = std::process::Command::new(GOHOOK)
+        .args(["run", "--format", "json", "-o"])
+        .arg(&out)
+        .args(["-f", "main.get", "--"])
+        .arg(&exe)
+        // Scripts read the target's memory a little after each call: -linger keeps it alive.
+        .args(["-get", &urls, "-n", "2", "-linger", "1s"])
+        .output()
+        .expect("gohook runs");
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{variant:?}: {err}");
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "HTTP 200\nHTTP 404\n");
+    assert!(!err.contains("hook-script error"), "{err}");
+    let spans = read_spans(&out);
+    let mut clients: Vec<&serde_json::Value> =
+        spans.iter().filter(|s| s["kind"] == "client").collect();
+    clients.sort_by_key(|s| s["start_time_unix_nano"].as_u64());
+    assert_eq!(clients.len(), 2, "{variant:?}: {spans:#?}");
+    for (span, (path, status)) in clients.iter().zip([("/hello", 200), ("/nowhere", 404)]) {
+        let what = format!("{variant:?} GET {path}: {span}");
+        assert_eq!(span["name"], "GET", "{what}");
+        assert_eq!(attr(span, "http.request.method"), "GET", "{what}");
+        assert_eq!(
+            attr(span, "url.full").as_str(),
+            Some(format!("http://{addr}{path}").as_str()),
+            "{what}"
+        );
+        assert_eq!(attr(span, "url.path"), path, "{what}");
+        assert_eq!(attr(span, "server.address"), "127.0.0.1", "{what}");
+        assert_eq!(attr(span, "server.port"), port, "{what}");
+        assert_eq!(attr(span, "http.response.status_code"), status, "{what}");
+        let code = if status < 400 { "unset" } else { "error" };
+        assert_eq!(span["status"]["code"], code, "{what}");
+        let parent = spans
+            .iter()
+            .find(|p| p["span_id"] == span["parent_span_id"])
+            .unwrap_or_else(|| panic!("{what}: no parent"));
+        assert_eq!(parent["function"], "main.get", "{what}");
+    }
+}
+
+#[test]
+fn http_client_requests_make_client_spans_with_dwarf() {
+    http_client_requests_make_client_spans(Variant::Default);
+}
+
+#[test]
+fn http_client_requests_make_client_spans_when_stripped() {
+    http_client_requests_make_client_spans(Variant::Stripped);
 }
