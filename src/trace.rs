@@ -192,6 +192,11 @@ fn select(
             }
         }
     }
+    if sel.hooks.is_empty() {
+        bail!(
+            "nothing to hook: no bundled script's function is in this program; give -f GLOB or -s SCRIPT"
+        );
+    }
     let functions: Vec<String> = sel.hooks.iter().map(|h| h.func.name.clone()).collect();
     let by_hook = script::bind(scripts, &functions, &matcher);
     Ok((sel, by_hook))

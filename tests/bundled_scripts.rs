@@ -335,14 +335,19 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> u16 {
 
 /// Runs httpsvc under `gohook run` (bundled scripts on, plus a default span for
 /// main.parseUserID), sends `requests`, stops it with SIGTERM and returns the spans.
-fn httpsvc_spans(variant: Variant, requests: &[(&str, &str, &str, u16)]) -> Vec<serde_json::Value> {
+fn httpsvc_spans(
+    variant: Variant,
+    requests: &[(&str, &str, &str, u16)],
+    extra: &[&str],
+) -> Vec<serde_json::Value> {
     use std::io::BufRead;
     let exe = must_build("httpsvc", variant, &Toolchain::installed());
     let out = tmp(&format!("httpsvc-{}.json", variant.name()));
     let mut child = std::process::Command::new(GOHOOK)
         .args(["run", "--format", "json", "-o"])
         .arg(&out)
-        .args(["-f", "main.parseUserID", "--"])
+        .args(extra)
+        .arg("--")
         .arg(&exe)
         .args(["-addr", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
@@ -396,7 +401,7 @@ fn httpsvc_requests_make_server_spans_with_sql_children(variant: Variant) {
         ("GET", "/users/2", "", 404),
         ("GET", "/nowhere", "", 404),
     ];
-    let spans = httpsvc_spans(variant, &requests);
+    let spans = httpsvc_spans(variant, &requests, &["-f", "main.parseUserID"]);
     let servers: Vec<&serde_json::Value> = spans.iter().filter(|s| s["kind"] == "server").collect();
     assert_eq!(servers.len(), requests.len(), "{variant:?}: {spans:#?}");
     let children = |parent: &serde_json::Value| -> Vec<&serde_json::Value> {
@@ -468,6 +473,22 @@ fn httpsvc_requests_make_server_spans_with_sql_children(variant: Variant) {
         .collect();
     assert_eq!(parse.len(), 2, "{variant:?}: GET /users/1 and /users/2");
     assert_eq!(parse[0]["parent_span_id"], servers[2]["span_id"]);
+}
+
+#[test]
+fn the_bundled_scripts_alone_choose_what_to_hook_on_a_stripped_binary() {
+    // No -f and no -s: a user with no script at all gets the standard spans.
+    let requests = [("GET", "/hello", "", 200), ("GET", "/users/9", "", 404)];
+    let spans = httpsvc_spans(Variant::Stripped, &requests, &[]);
+    let servers: Vec<_> = spans.iter().filter(|s| s["kind"] == "server").collect();
+    assert_eq!(servers.len(), 2, "{spans:#?}");
+    assert!(spans.iter().any(|s| attr(s, "db.query.text")
+        .as_str()
+        .is_some_and(|q| q.starts_with("SELECT"))));
+    assert!(
+        spans.iter().all(|s| s["function"] != "main.parseUserID"),
+        "nothing but the bundled scripts' functions is hooked"
+    );
 }
 
 #[test]

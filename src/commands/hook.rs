@@ -9,7 +9,9 @@ use crate::cli::{AttachArgs, HookArgs, RunArgs};
 use crate::trace::{self, HookOptions};
 
 fn options(h: &HookArgs) -> Result<HookOptions> {
-    if h.funcs.is_empty() && h.scripts.is_empty() {
+    // With neither, the bundled scripts alone choose what to hook (`select` says so if none of
+    // their functions is in the program).
+    if h.funcs.is_empty() && h.scripts.is_empty() && h.no_default_scripts {
         bail!("nothing to hook: give -f GLOB or -s SCRIPT");
     }
     Ok(HookOptions {
