@@ -373,8 +373,14 @@ fn runtime_errors_and_sandbox_escapes_leave_the_target_untouched() {
                 "loop.rhai",
                 "const HOOK = \"main.Floats\";\nfn on_enter(ctx) {\n    loop { }\n}\n",
             ),
+            (
+                // Network, processes and files: none of these exist in the sandbox.
+                "outside.rhai",
+                "const HOOK = \"main.Upper\";\nfn on_enter(ctx) {\n    let s = connect(\"127.0.0.1:9\");\n    system(\"touch /tmp/gohook-escaped\");\n    write_file(\"/tmp/gohook-escaped\", \"x\");\n}\n",
+            ),
         ],
     );
+    let _ = std::fs::remove_file("/tmp/gohook-escaped");
     let out = tmp("escapes.json");
     let r = gohook_run(&[&dir], &out, &exe, &[]);
     let err = String::from_utf8_lossy(&r.stderr);
@@ -396,7 +402,15 @@ fn runtime_errors_and_sandbox_escapes_leave_the_target_untouched() {
         err.contains("stack.rhai:3: parameter o of main.Nest is passed on the stack, which gohook does not record"),
         "{err}"
     );
-    assert!(err.contains("gohook: 12 hook-script errors"), "{err}");
+    assert!(
+        err.contains("outside.rhai:3: Function not found: connect"),
+        "{err}"
+    );
+    assert!(
+        !std::path::Path::new("/tmp/gohook-escaped").exists(),
+        "no script reached the file system"
+    );
+    assert!(err.contains("gohook: 15 hook-script errors"), "{err}");
     // A failing script makes no span for that call.
     assert!(spans_of(&read_spans(&out), "main.Concat").is_empty());
 }
