@@ -63,7 +63,14 @@ fn one(spin: &str, burst: u64, script: Option<&std::path::Path>) -> Option<Row> 
         cmd.arg("-s").arg(s);
     }
     let out = cmd
-        .args(["--", spin, "-bench", &n.to_string(), "-burst", &burst.to_string()])
+        .args([
+            "--",
+            spin,
+            "-bench",
+            &n.to_string(),
+            "-burst",
+            &burst.to_string(),
+        ])
         .output()
         .ok()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -103,7 +110,9 @@ fn main() {
     let script = std::env::temp_dir().join("gohook-capacity-typical.rhai");
     std::fs::write(&script, TYPICAL).unwrap();
 
-    println!("gohook capacity on spin main.tick (entry + exit hooks; 50 bursts of B calls, 20 ms apart)");
+    println!(
+        "gohook capacity on spin main.tick (entry + exit hooks; 50 bursts of B calls, 20 ms apart)"
+    );
     println!(
         "{:<16} {:>8} {:>14} {:>10} {:>10} {:>8} {:>20}",
         "script", "B", "offered rec/s", "spans", "dropped", "drop %", "consumer rec/s"
