@@ -152,23 +152,33 @@ impl<'a> Overlay<'a> {
 
 impl MemoryReader for Overlay<'_> {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        for (start, bytes) in self.regions.iter().rev() {
-            let Some(off) = addr.checked_sub(*start) else {
-                continue;
-            };
-            let Ok(off) = usize::try_from(off) else {
-                continue;
-            };
-            if let Some(src) = off
-                .checked_add(buf.len())
-                .and_then(|end| bytes.get(off..end))
-            {
-                buf.copy_from_slice(src);
-                return Ok(());
-            }
+        if read_from_regions(&self.regions, addr, buf) {
+            return Ok(());
         }
         self.base.read(addr, buf)
     }
+}
+
+/// Fills `buf` from the last of `regions` (`(start, bytes)`) that holds all of
+/// `[addr, addr + buf.len())`; false when none does. The lookup of [`Overlay`], shared with
+/// overlays that keep their regions elsewhere.
+pub fn read_from_regions(regions: &[(u64, Vec<u8>)], addr: u64, buf: &mut [u8]) -> bool {
+    for (start, bytes) in regions.iter().rev() {
+        let Some(off) = addr
+            .checked_sub(*start)
+            .and_then(|o| usize::try_from(o).ok())
+        else {
+            continue;
+        };
+        if let Some(src) = off
+            .checked_add(buf.len())
+            .and_then(|end| bytes.get(off..end))
+        {
+            buf.copy_from_slice(src);
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -40,20 +40,8 @@ impl EventMemory {
 
 impl MemoryReader for EventMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        for (start, bytes) in self.regions.borrow().iter().rev() {
-            let Some(off) = addr
-                .checked_sub(*start)
-                .and_then(|o| usize::try_from(o).ok())
-            else {
-                continue;
-            };
-            if let Some(src) = off
-                .checked_add(buf.len())
-                .and_then(|end| bytes.get(off..end))
-            {
-                buf.copy_from_slice(src);
-                return Ok(());
-            }
+        if gostrings::memory::read_from_regions(&self.regions.borrow(), addr, buf) {
+            return Ok(());
         }
         self.base.read(addr, buf)
     }
