@@ -176,7 +176,7 @@ pub struct Selection {
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {
     /// A glob matched no hookable function.
-    #[error("{}", describe_no_match(.glob, .closest, .refused))]
+    #[error("{}", describe_no_match(&format!("-f {:?}", .glob), .closest, .refused))]
     NoHookableMatch {
         /// The glob.
         glob: String,
@@ -190,8 +190,15 @@ pub enum SelectError {
     Pclntab(String),
 }
 
-fn describe_no_match(glob: &str, closest: &[String], refused: &[(String, String)]) -> String {
-    let mut s = format!("-f {glob:?} matches no hookable function");
+/// "`subject` matches no hookable function", then the refused matches with their reasons (at most
+/// five) or, when nothing was refused, the closest names. `subject` says where the pattern came
+/// from: `-f "main.x"`, or a script's `HOOK "main.x"`.
+pub fn describe_no_match(
+    subject: &str,
+    closest: &[String],
+    refused: &[(String, String)],
+) -> String {
+    let mut s = format!("{subject} matches no hookable function");
     if !refused.is_empty() {
         let list: Vec<String> = refused
             .iter()

@@ -174,20 +174,11 @@ fn select(
                     glob,
                     closest,
                     refused,
-                }) => {
-                    let mut msg = format!("{}: HOOK {glob:?} matches no hookable function", s.name);
-                    if !refused.is_empty() {
-                        let list: Vec<String> = refused
-                            .iter()
-                            .take(5)
-                            .map(|(n, r)| format!("{n}: {r}"))
-                            .collect();
-                        msg.push_str(&format!("; matched but refused: {}", list.join("; ")));
-                    } else if !closest.is_empty() {
-                        msg.push_str(&format!("; closest names: {}", closest.join(", ")));
-                    }
-                    bail!(msg);
-                }
+                }) => bail!(hookplan::describe_no_match(
+                    &format!("{}: HOOK {glob:?}", s.name),
+                    &closest,
+                    &refused
+                )),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -213,6 +204,37 @@ fn merge(sel: &mut Selection, more: Selection) {
         if !sel.refused.contains(&r) {
             sel.refused.push(r);
         }
+    }
+}
+
+/// The span pipeline of a hooked process: a collector over `sink` for the installed hooks, with
+/// the scripts bound to them, and the switch that tells the scripts the target is gone.
+#[allow(clippy::too_many_arguments)]
+fn pipeline(
+    inst: &Installed,
+    captures: &[Captures],
+    sink: Sink,
+    target: &Target,
+    pid: i32,
+    scripts: Vec<Script>,
+    by_hook: Vec<Vec<usize>>,
+    book: TypeBook,
+) -> (Collector<Sink>, Option<Rc<Cell<bool>>>) {
+    let clock = TscClock::calibrate(Duration::from_millis(20));
+    let col = Collector::new(inst.functions.clone(), clock, sink)
+        .with_string_params(captures.iter().map(|c| c.string_params.clone()).collect())
+        .with_exit_coverage(inst.exits_complete.clone());
+    match script_runtime(
+        target,
+        pid,
+        scripts,
+        by_hook,
+        book,
+        captures,
+        &inst.functions,
+    ) {
+        Some((rt, gone)) => (col.with_scripts(rt), Some(gone)),
+        None => (col, None),
     }
 }
 
@@ -413,24 +435,9 @@ pub fn run(program: &Path, args: &[OsString], opts: &HookOptions) -> Result<i32>
     announce(pid, &sel, &inst, pause);
     injector::launch::forward_signals(pid)?;
 
-    let clock = TscClock::calibrate(Duration::from_millis(20));
     let sink = sink.take().expect("sink").started(&Process::of(pid, &file));
-    let mut col = Collector::new(inst.functions.clone(), clock, sink)
-        .with_string_params(captures.iter().map(|c| c.string_params.clone()).collect())
-        .with_exit_coverage(inst.exits_complete.clone());
-    let mut gone_switch = None;
-    if let Some((rt, gone)) = script_runtime(
-        &target,
-        pid,
-        scripts,
-        by_hook,
-        book,
-        &captures,
-        &inst.functions,
-    ) {
-        col = col.with_scripts(rt);
-        gone_switch = Some(gone);
-    }
+    let (mut col, gone_switch) =
+        pipeline(&inst, &captures, sink, &target, pid, scripts, by_hook, book);
     let mut status = None;
     consume(&mut inst, &mut col, || {
         if status.is_none() {
@@ -543,24 +550,9 @@ pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Resul
     detached.context("detaching")?;
     announce(pid, &sel, &inst, pause);
 
-    let clock = TscClock::calibrate(Duration::from_millis(20));
     let sink = sink.started(&Process::of(pid, &target.binary));
-    let mut col = Collector::new(inst.functions.clone(), clock, sink)
-        .with_string_params(captures.iter().map(|c| c.string_params.clone()).collect())
-        .with_exit_coverage(inst.exits_complete.clone());
-    let mut gone_switch = None;
-    if let Some((rt, gone)) = script_runtime(
-        &target,
-        pid,
-        scripts,
-        by_hook,
-        book,
-        &captures,
-        &inst.functions,
-    ) {
-        col = col.with_scripts(rt);
-        gone_switch = Some(gone);
-    }
+    let (mut col, gone_switch) =
+        pipeline(&inst, &captures, sink, &target, pid, scripts, by_hook, book);
     let begun = Instant::now();
     let mut gone = false;
     consume(&mut inst, &mut col, || {
