@@ -97,10 +97,24 @@ fn an_already_traced_target_is_refused_naming_its_tracer() {
 fn permission_denied_names_cap_sys_ptrace_and_ptrace_scope() {
     let target = busy_spin();
     let pid = target.0.id();
-    let mut cmd = Command::new(GOHOOK);
-    cmd.args(["attach", "--pid", &pid.to_string(), "-f", "main.tick"]);
     // /proc/self belongs to our effective user.
     let root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+    // The checkout may sit in a directory only root can enter (a mktemp dir is 0700): give the
+    // unprivileged user its own copy of gohook in a directory anyone can reach.
+    let exe = if root {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("gohook-unprivileged-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join("gohook");
+        std::fs::copy(GOHOOK, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    } else {
+        std::path::PathBuf::from(GOHOOK)
+    };
+    let mut cmd = Command::new(&exe);
+    cmd.args(["attach", "--pid", &pid.to_string(), "-f", "main.tick"]);
     if root {
         // As an unprivileged user, against root's process.
         cmd.uid(65534).gid(65534);
@@ -109,6 +123,9 @@ fn permission_denied_names_cap_sys_ptrace_and_ptrace_scope() {
         cmd.args(["--pid", "1"]);
     }
     let out = cmd.output().unwrap();
+    if root {
+        let _ = std::fs::remove_dir_all(exe.parent().unwrap());
+    }
     assert!(!out.status.success());
     let err = assert_one_clear_line(&out);
     assert!(err.contains("permission denied"), "{err}");
