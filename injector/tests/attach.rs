@@ -382,7 +382,23 @@ fn an_unprivileged_user_gets_permission_denied_with_a_hint() {
         return;
     }
     let target = start_spin(Variant::Default, &[], &[]);
-    let out = helper(target.pid()).uid(65534).gid(65534).output().unwrap();
+    // The checkout may sit in a directory only root can enter (a mktemp dir is 0700): run a copy
+    // of this test binary from a directory anyone can reach.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("gohook-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join("attach-test");
+    std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cmd = helper(target.pid());
+    // Same arguments and environment, another executable path.
+    let mut nobody = Command::new(&copy);
+    nobody
+        .args(cmd.get_args())
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    let out = nobody.uid(65534).gid(65534).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !stdout.contains("HELPER") {
         eprintln!(
