@@ -23,4 +23,5 @@ pub mod prologue;
 pub mod record;
 pub mod ring_layout;
 pub mod stub;
+pub mod syscall_stub;
 pub mod unsafe_points;
