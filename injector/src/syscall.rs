@@ -1,15 +1,26 @@
-//! Raw syscalls injected into a stopped thread of the target: no libc, no code written, so it
-//! works on static Go binaries and cgo ones alike.
+//! Raw syscalls injected into a stopped thread of the target: no libc, no code of ours needed
+//! beforehand, so it works on static Go binaries and cgo ones alike.
 //!
-//! The thread's registers are saved, RIP is pointed at an existing `syscall` instruction of the
-//! target (a *gadget*: in the vDSO or the program's own text, found by decoding at real
-//! instruction boundaries), `orig_rax` is set to -1 so the kernel does not apply syscall-restart
-//! logic to our register set, and the thread is driven with `PTRACE_SYSCALL` to the syscall-entry
-//! and then the syscall-exit stop, where RAX holds the result. The saved registers are then put
-//! back exactly, with one deliberate change: if the thread had been interrupted inside a
-//! restartable syscall (`rax` = -ERESTART*), we perform the kernel's restart rewrite ourselves
-//! (rip -= 2, rax = orig_rax or `restart_syscall`, orig_rax = -1), because the thread now resumes
-//! from our syscall-exit stop, a path on which the kernel's own rewrite would not run.
+//! The thread's registers are saved and `orig_rax` is set to -1 so the kernel does not apply
+//! syscall-restart logic to the register set we give it. The thread is then driven with
+//! `PTRACE_SYSCALL` to the syscall-entry and the syscall-exit stop, where RAX holds the result,
+//! and its registers are put back, with one deliberate change: if it had been interrupted inside
+//! a restartable syscall (`rax` = -ERESTART*), we perform the kernel's restart rewrite ourselves
+//! (rip -= 2, rax = orig_rax or `restart_syscall`, orig_rax = -1), because the thread now
+//! resumes from our syscall-exit stop, a path on which the kernel's own rewrite would not run.
+//!
+//! Two ways to make the call:
+//! - **Through a self-restoring stub** ([`Remote::with_scratch`], the normal case when attaching):
+//!   a stub written over code that never runs again ([`Scratch`], `runtime.rt0_go`) saves the
+//!   registers the call clobbers, makes it, restores them and jumps back. The thread enters it
+//!   with its own registers, so if gohook is killed at any instant the kernel detaches a thread
+//!   that completes the call once and returns to its own code unchanged.
+//! - **Through a bare gadget**, an existing `syscall` instruction (in the vDSO or the program's
+//!   text, found by decoding at real instruction boundaries) with the call's number and
+//!   arguments in the thread's registers. Between the syscall-exit stop and the restore, the
+//!   thread holds foreign registers: a tracer killed then leaves it running with them. Used only
+//!   where no scratch code is available: a process caught before its runtime started, or the exec
+//!   stop of `gohook run`, whose target dies with gohook (`PTRACE_O_EXITKILL`).
 
 use gostrings::ElfFile;
 use iced_x86::{Decoder, DecoderOptions, Mnemonic};
@@ -128,11 +139,35 @@ fn verify(mem: &ProcessMemory, addr: u64) -> bool {
     matches!(mem.read_vec(addr, 2).as_deref(), Ok([0x0f, 0x05]))
 }
 
+/// Code that no thread of the target will run again (such as `runtime.rt0_go` once the Go
+/// runtime has started), lent to the injector for its self-restoring syscall stub
+/// ([`trampolines::syscall_stub`]). With it, a tracer killed at any instant of an injected
+/// syscall leaves the thread coherent; without it, there is a window between the syscall's exit
+/// stop and the restoring of the thread's registers.
+#[derive(Debug, Clone)]
+pub struct Scratch {
+    /// First byte of the lent code.
+    pub addr: u64,
+    /// Its length in bytes.
+    pub len: u64,
+    /// Code that never relies on the System V red zone (Go's own text): a thread stopped there
+    /// is not given the 128-byte gap below its stack pointer.
+    pub no_red_zone: std::ops::Range<u64>,
+}
+
 /// Runs syscalls inside the target on one stopped thread.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Remote {
     tid: i32,
     gadget: Gadget,
+    scratch: Option<Lent>,
+}
+
+/// A [`Scratch`] in use, with the bytes to put back.
+#[derive(Debug, Clone)]
+struct Lent {
+    area: Scratch,
+    original: Vec<u8>,
 }
 
 impl Remote {
@@ -159,7 +194,78 @@ impl Remote {
             }
             None => find_gadget(pid)?,
         };
-        Ok(Remote { tid, gadget })
+        Ok(Remote {
+            tid,
+            gadget,
+            scratch: None,
+        })
+    }
+
+    /// The same, running its syscalls on thread `tid` (which must be stopped).
+    pub fn on_thread(world: &World, tid: i32, gadget: Option<u64>) -> Result<Remote> {
+        let mut r = Self::new(world, gadget)?;
+        if world.stop_kind(tid).is_none() {
+            return Err(Error::ptrace("pick thread", world.pid(), tid, Errno::ESRCH));
+        }
+        r.tid = tid;
+        Ok(r)
+    }
+
+    /// Runs later syscalls through a self-restoring stub written over `area` (see [`Scratch`])
+    /// instead of the bare gadget. Refused if a thread is stopped inside `area` or the area is
+    /// too small. Call [`Remote::release`] when done to put the area's bytes back.
+    pub fn with_scratch(mut self, world: &World, area: Scratch) -> Result<Remote> {
+        let pid = world.pid();
+        let longest = trampolines::syscall_stub::syscall_stub(
+            area.addr,
+            u64::MAX,
+            [u64::MAX; 6],
+            u64::MAX,
+            true,
+        )
+        .map_err(|e| Error::BadMapping {
+            pid,
+            addr: area.addr,
+            what: format!("syscall stub: {e}"),
+        })?;
+        if (longest.code.len() as u64) > area.len {
+            return Err(Error::BadMapping {
+                pid,
+                addr: area.addr,
+                what: format!(
+                    "{} bytes lent for the syscall stub, {} needed",
+                    area.len,
+                    longest.code.len()
+                ),
+            });
+        }
+        for tid in world.tids() {
+            let rip = world.regs(tid)?.rip;
+            if rip >= area.addr && rip - area.addr < area.len {
+                return Err(Error::BadMapping {
+                    pid,
+                    addr: area.addr,
+                    what: format!("thread {tid} is running the code lent for the syscall stub"),
+                });
+            }
+        }
+        let original = world.memory().read_vec(area.addr, area.len as usize)?;
+        self.scratch = Some(Lent { area, original });
+        Ok(self)
+    }
+
+    /// Whether syscalls run through the self-restoring stub.
+    pub fn has_scratch(&self) -> bool {
+        self.scratch.is_some()
+    }
+
+    /// Puts back the bytes of the area lent by [`Remote::with_scratch`] (no-op without one).
+    /// The stub is idle between syscalls, so this is safe whenever every thread is stopped.
+    pub fn release(&mut self, world: &World) -> Result<()> {
+        if let Some(lent) = self.scratch.take() {
+            world.memory().write_bytes(lent.area.addr, &lent.original)?;
+        }
+        Ok(())
     }
 
     /// The thread that runs the syscalls.
@@ -183,20 +289,47 @@ impl Remote {
         let tid = self.tid;
         self.finish_pending_syscall(world)?;
         let saved = world.regs(tid)?;
-        let mut regs = saved;
-        regs.rip = self.gadget.addr;
-        regs.rax = nr as u64;
-        regs.orig_rax = u64::MAX;
-        regs.rdi = args[0];
-        regs.rsi = args[1];
-        regs.rdx = args[2];
-        regs.r10 = args[3];
-        regs.r8 = args[4];
-        regs.r9 = args[5];
+        // What the thread resumes with afterwards, and what it holds while it is ours.
+        let back = restart_fixup(saved);
+        let (regs, syscall_at) = match &self.scratch {
+            Some(lent) => {
+                // The thread enters the stub with its own registers: only RIP differs.
+                let skip_red_zone = !lent.area.no_red_zone.contains(&back.rip);
+                let stub = trampolines::syscall_stub::syscall_stub(
+                    lent.area.addr,
+                    nr as u64,
+                    args,
+                    back.rip,
+                    skip_red_zone,
+                )
+                .map_err(|e| Error::BadMapping {
+                    pid: world.pid(),
+                    addr: lent.area.addr,
+                    what: format!("syscall stub: {e}"),
+                })?;
+                world.memory().write_bytes(lent.area.addr, &stub.code)?;
+                let mut regs = back;
+                regs.rip = lent.area.addr;
+                (regs, stub.syscall_at)
+            }
+            None => {
+                let mut regs = saved;
+                regs.rip = self.gadget.addr;
+                regs.orig_rax = u64::MAX;
+                regs.rax = nr as u64;
+                regs.rdi = args[0];
+                regs.rsi = args[1];
+                regs.rdx = args[2];
+                regs.r10 = args[3];
+                regs.r8 = args[4];
+                regs.r9 = args[5];
+                (regs, self.gadget.addr)
+            }
+        };
         world.set_regs(tid, &regs)?;
-        let outcome = self.drive(world, name);
+        let outcome = self.drive(world, name, syscall_at);
         // Whatever happened, put the thread's own registers back (if it still exists).
-        let restored = world.set_regs(tid, &restart_fixup(saved));
+        let restored = world.set_regs(tid, &back);
         let rax = outcome?;
         restored?;
         Ok(rax)
@@ -229,7 +362,7 @@ impl Remote {
     }
 
     /// Drives the thread from the gadget to the syscall-exit stop and returns RAX there.
-    fn drive(&self, world: &mut World, name: &'static str) -> Result<i64> {
+    fn drive(&self, world: &mut World, name: &'static str, syscall_at: u64) -> Result<i64> {
         let (pid, tid) = (world.pid(), self.tid);
         let mut syscall_stops = 0;
         for _ in 0..32 {
@@ -239,8 +372,8 @@ impl Remote {
             match world.wait_next(tid, "finish an injected syscall")? {
                 WaitStatus::PtraceSyscall(_) => {
                     let regs = world.regs(tid)?;
-                    // Both stops of our syscall are at the instruction after the gadget.
-                    if regs.rip != self.gadget.addr + 2 {
+                    // Both stops of our syscall are at the instruction after it.
+                    if regs.rip != syscall_at + 2 {
                         return Err(Error::UnexpectedStop {
                             pid,
                             tid,
@@ -248,7 +381,7 @@ impl Remote {
                             status: format!(
                                 "syscall stop at {:#x}, expected {:#x}",
                                 regs.rip,
-                                self.gadget.addr + 2
+                                syscall_at + 2
                             ),
                         });
                     }
