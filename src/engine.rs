@@ -102,10 +102,8 @@ pub fn install(
     captures: &[crate::capture::Captures],
     layout: RingLayout,
     with_exits: bool,
-    mut proven_clear: impl FnMut(&mut World, &[u64]) -> Result<bool>,
+    proven_clear: impl FnMut(&mut World, &[u64]) -> Result<bool>,
 ) -> Result<Installed> {
-    let pid = world.pid();
-    let g = g_offsets(bin)?;
     if plans.len() > trampolines::ring_layout::MAX_HOOKS {
         bail!(
             "{} functions selected; at most {} can be hooked at once",
@@ -114,10 +112,72 @@ pub fn install(
         );
     }
     let remote = injector::Remote::new(world, None).context("preparing injected syscalls")?;
+    let mut remote = lend_rt0_go(world, bin, bias, remote);
+    let installed = install_with(
+        world,
+        bin,
+        bias,
+        plans,
+        captures,
+        layout,
+        with_exits,
+        &remote,
+        proven_clear,
+    );
+    let released = remote.release(world).context("putting back runtime.rt0_go");
+    let installed = installed?;
+    released?;
+    Ok(installed)
+}
+
+/// Lends `runtime.rt0_go` to the injector for its self-restoring syscall stub, so that gohook
+/// killed at any instant of an injected syscall leaves the thread coherent. rt0_go runs once, on
+/// the main thread, at process start, and never returns: once the runtime has started a second
+/// thread (sysmon, started by `runtime.main`) and no thread is inside it, it never runs again.
+/// Otherwise (a process caught in its first instants, or `gohook run`'s exec stop, where the
+/// target is killed with gohook anyway) the bare gadget is used.
+fn lend_rt0_go(
+    world: &World,
+    bin: &GoBinary,
+    bias: u64,
+    remote: injector::Remote,
+) -> injector::Remote {
+    if world.tids().len() < 2 {
+        return remote;
+    }
+    let Some(f) = bin.pclntab.func_by_name("runtime.rt0_go") else {
+        return remote;
+    };
+    let text = bin.text_range();
+    let area = injector::syscall::Scratch {
+        addr: f.entry.wrapping_add(bias),
+        len: f.size(),
+        no_red_zone: text.start.wrapping_add(bias)..text.end.wrapping_add(bias),
+    };
+    remote.clone().with_scratch(world, area).unwrap_or(remote)
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "install's own arguments plus the remote"
+)]
+fn install_with(
+    world: &mut World,
+    bin: &GoBinary,
+    bias: u64,
+    plans: &[HookPlan],
+    captures: &[crate::capture::Captures],
+    layout: RingLayout,
+    with_exits: bool,
+    remote: &injector::Remote,
+    mut proven_clear: impl FnMut(&mut World, &[u64]) -> Result<bool>,
+) -> Result<Installed> {
+    let pid = world.pid();
+    let g = g_offsets(bin)?;
     let text = injector::region::main_text(pid).context("finding the program's text")?;
     let shared = injector::shm::map_shared(
         world,
-        &remote,
+        remote,
         "gohook-ring",
         layout.region_size(),
         Some(text),
@@ -157,7 +217,7 @@ pub fn install(
     }
     let n_trampolines: u64 = chosen.iter().map(|c| 1 + c.len() as u64).sum();
     let region_len = (n_trampolines * TRAMPOLINE_BUDGET).div_ceil(4096) * 4096;
-    let region = injector::region::map_code_near(world, &remote, Some(text), region_len)
+    let region = injector::region::map_code_near(world, remote, Some(text), region_len)
         .context("mapping trampoline memory near the text")?;
 
     let mut patches = PatchSet::new(pid);
@@ -216,7 +276,7 @@ pub fn install(
     for id in 0..plans.len() {
         ring.set_enabled(id as u32, true)?;
     }
-    let report = patches.apply(world, Some(&remote)).context("patching")?;
+    let report = patches.apply(world, Some(remote)).context("patching")?;
     Ok(Installed {
         patches,
         ring,
