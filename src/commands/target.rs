@@ -48,13 +48,22 @@ impl Target {
                 "permission denied reading {exe_link}: {}",
                 injector::error::PERMISSION_HINT
             ),
+            Err(_) if gone(pid) => bail!("pid {pid} exited"),
             Err(e) => return Err(e).with_context(|| format!("cannot read {exe_link}")),
         };
         let label = format!("pid {pid} ({})", exe_path.display());
         // /proc/N/exe opens the very file the process runs, even if it was deleted or replaced.
-        let binary = GoBinary::open(&exe_link).with_context(|| label.clone())?;
+        let binary = match GoBinary::open(&exe_link) {
+            Ok(b) => b,
+            Err(_) if gone(pid) => bail!("pid {pid} exited"),
+            Err(e) => return Err(e).with_context(|| label.clone()),
+        };
         let bias = if binary.is_pie() {
-            load_bias(pid, &binary, &exe_path.to_string_lossy())?
+            match load_bias(pid, &binary, &exe_path.to_string_lossy()) {
+                Ok(b) => b,
+                Err(_) if gone(pid) => bail!("pid {pid} exited"),
+                Err(e) => return Err(e),
+            }
         } else {
             0
         };
@@ -69,6 +78,17 @@ impl Target {
     /// A link-time address as it is in the target.
     pub fn live(&self, addr: u64) -> u64 {
         addr.wrapping_add(self.bias)
+    }
+}
+
+/// Whether `pid` has exited: gone from /proc, or a zombie (which has no `exe` and no mappings).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name, which may itself contain ") ".
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+        Err(_) => true,
     }
 }
 
