@@ -94,7 +94,8 @@ pub struct LiveStatus {
     spans: Rc<Cell<u64>>,
     since: Instant,
     events: u64,
-    drawn: bool,
+    /// The text last drawn (redrawn after other output wiped it).
+    last: Option<String>,
 }
 
 impl LiveStatus {
@@ -106,34 +107,38 @@ impl LiveStatus {
             spans,
             since: Instant::now(),
             events: 0,
-            drawn: false,
+            last: None,
         })
     }
 
     /// Adds `events` records read; redraws when a period has passed (`drops`: records dropped
-    /// so far).
+    /// so far), or when other output wiped the line since, so it stays below that output.
     pub fn tick(&mut self, events: u64, drops: u64) {
         self.events += events;
-        let elapsed = self.since.elapsed();
-        if elapsed < PERIOD || !AT_LINE_START.load(Ordering::SeqCst) {
+        if !AT_LINE_START.load(Ordering::SeqCst) {
             return;
         }
-        let rate = self.events as f64 / elapsed.as_secs_f64();
-        let text = format_status(self.hooks, rate, self.spans.get(), drops);
+        let elapsed = self.since.elapsed();
+        if elapsed >= PERIOD {
+            let rate = self.events as f64 / elapsed.as_secs_f64();
+            self.last = Some(format_status(self.hooks, rate, self.spans.get(), drops));
+            self.since = Instant::now();
+            self.events = 0;
+        } else if VISIBLE.load(Ordering::SeqCst) {
+            return;
+        }
+        let Some(text) = &self.last else { return };
         let mut err = std::io::stderr().lock();
         // Best effort: a terminal that cannot be written to only loses the status.
         let _ = err.write_all(ERASE);
         let _ = err.write_all(text.as_bytes());
         let _ = err.flush();
         VISIBLE.store(true, Ordering::SeqCst);
-        self.drawn = true;
-        self.since = Instant::now();
-        self.events = 0;
     }
 
     /// Wipes the line (at the end of the trace, before the final messages).
     pub fn clear(&mut self) {
-        if self.drawn && VISIBLE.swap(false, Ordering::SeqCst) {
+        if self.last.is_some() && VISIBLE.swap(false, Ordering::SeqCst) {
             let mut err = std::io::stderr().lock();
             let _ = err.write_all(ERASE);
             let _ = err.flush();
