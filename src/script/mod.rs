@@ -56,6 +56,7 @@ pub mod ctx;
 pub mod govalue;
 pub mod loader;
 pub mod memory;
+pub mod redact;
 pub mod runtime;
 pub mod sandbox;
 pub mod types;
@@ -84,6 +85,13 @@ pub fn load(paths: &[PathBuf], defaults: bool) -> Result<Vec<Script>, LoadError>
     };
     all.extend(loader::load_paths(paths)?);
     Ok(all)
+}
+
+/// Tells `scripts` what the user opted in to capture (`gohook::capture_*` in scripts).
+pub fn configure(scripts: &mut [Script], capture: &redact::Capture) {
+    for s in scripts {
+        capture.register(&mut s.engine);
+    }
 }
 
 /// Decides whether a `HOOK` pattern selects a function name: a pattern that is the exact name
