@@ -492,3 +492,39 @@ fn a_status_line_is_drawn_on_a_terminal_and_never_on_a_pipe() {
     assert!(err.contains("main.Concat(\"go\", \"hook\")"), "{err}");
     assert!(!err.contains("events/s") && !err.contains('\r'), "{err}");
 }
+
+#[test]
+fn trace_with_pid_attaches_for_a_while_and_detaches() {
+    let exe = must_build("values", Variant::Default, &Toolchain::installed());
+    let mut target = Command::new(&exe)
+        .args(["-forever", "-pause", "20ms"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let the runtime start before attaching.
+    std::thread::sleep(Duration::from_millis(300));
+    let out = Command::new(GOHOOK)
+        .args([
+            "trace",
+            "--no-default-scripts",
+            "-f",
+            "main.Concat",
+            "--pid",
+        ])
+        .arg(target.id().to_string())
+        .args(["--duration", "1"])
+        .output()
+        .unwrap();
+    let still_running = target.try_wait().unwrap().is_none();
+    let _ = target.kill();
+    let _ = target.wait();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(
+        still_running,
+        "the target did not survive the detach: {err}"
+    );
+    let n = normalized(&view_lines(&err));
+    has(&n, r#"> goroutine(_) main.Concat("go", "hook")"#, &err);
+    has(&n, r#">> goroutine(_) main.Concat => ("gohook") DUR"#, &err);
+}
