@@ -98,7 +98,9 @@ struct WrkJson {
 /// Reads wrk's output as printed with `bench/mix.lua`: the `WRKJSON {...}` line its `done`
 /// function writes. None when the line is missing or malformed.
 pub fn parse_wrk(out: &str) -> Option<Load> {
-    let line = out.lines().find_map(|l| l.trim().strip_prefix("WRKJSON "))?;
+    let line = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("WRKJSON "))?;
     let w: WrkJson = serde_json::from_str(line).ok()?;
     let seconds = w.duration_us / 1e6;
     if seconds <= 0.0 {
@@ -188,7 +190,8 @@ pub fn parse_gohook_drops(stderr: &str) -> u64 {
         .find_map(|l| {
             let rest = l.strip_prefix("gohook: ")?;
             let (n, tail) = rest.split_once(' ')?;
-            tail.starts_with("records dropped").then(|| n.parse().ok())?
+            tail.starts_with("records dropped")
+                .then(|| n.parse().ok())?
         })
         .unwrap_or(0)
 }

@@ -200,9 +200,9 @@ fn listening_port(child: &mut Child) -> Res<u16> {
             line.clear();
         }
     });
-    match rx.recv_timeout(Duration::from_secs(60)) {
+    match rx.recv_timeout(Duration::from_secs(120)) {
         Ok(Some(p)) => Ok(p),
-        _ => Err("the service did not print 'listening on' within 60 s".into()),
+        _ => Err("the service did not print 'listening on' within 120 s".into()),
     }
 }
 
@@ -332,13 +332,19 @@ struct Running {
 
 fn svc_cmd(bin: &Path) -> Command {
     let mut c = Command::new("taskset");
-    c.args(["-c", SVC_CORE]).arg(bin).args(["-addr", "127.0.0.1:0"]);
-    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+    c.args(["-c", SVC_CORE])
+        .arg(bin)
+        .args(["-addr", "127.0.0.1:0"]);
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     c
 }
 
 fn spawn_svc(mut c: Command) -> Res<(Child, u16)> {
-    let mut child = c.spawn().map_err(|e| format!("starting the service: {e}"))?;
+    let mut child = c
+        .spawn()
+        .map_err(|e| format!("starting the service: {e}"))?;
     match listening_port(&mut child) {
         Ok(p) => Ok((child, p)),
         Err(e) => {
@@ -367,7 +373,10 @@ fn start(name: &str, env: &Env, round: u32) -> Res<Running> {
             let mut c = svc_cmd(&bin);
             c.env("OTEL_EXPORTER_OTLP_ENDPOINT", &env.otlp)
                 .env("OTEL_SERVICE_NAME", format!("benchsvc-{name}"))
-                .env("DD_TRACE_AGENT_URL", format!("http://127.0.0.1:{}", env.sink_port))
+                .env(
+                    "DD_TRACE_AGENT_URL",
+                    format!("http://127.0.0.1:{}", env.sink_port),
+                )
                 .env("DD_SERVICE", "benchsvc-orchestrion")
                 .env("DD_TRACE_STARTUP_LOGS", "false")
                 .env("DD_INSTRUMENTATION_TELEMETRY_ENABLED", "false")
@@ -428,7 +437,8 @@ fn start(name: &str, env: &Env, round: u32) -> Res<Running> {
                 agent_log: agent_log.clone(),
                 port,
             };
-            if let Err(e) = wait_for_text(&agent_log, "Attaching", &mut agent, Duration::from_secs(60))
+            if let Err(e) =
+                wait_for_text(&agent_log, "Attaching", &mut agent, Duration::from_secs(60))
             {
                 stop(&mut agent, libc::SIGKILL, Duration::from_secs(1));
                 finish(&mut r);
@@ -495,7 +505,16 @@ fn finish(r: &mut Running) -> String {
 
 fn wrk(port: u16, secs: u64, mix: &Path) -> Res<Load> {
     let out = Command::new("taskset")
-        .args(["-c", LOAD_CORE, "wrk", "-t1", "-c", CONNS, "--timeout", "5s"])
+        .args([
+            "-c",
+            LOAD_CORE,
+            "wrk",
+            "-t1",
+            "-c",
+            CONNS,
+            "--timeout",
+            "5s",
+        ])
         .arg(format!("-d{secs}s"))
         .arg("-s")
         .arg(mix)
@@ -508,7 +527,14 @@ fn wrk(port: u16, secs: u64, mix: &Path) -> Res<Load> {
 
 fn oha(port: u16, secs: u64, rate: u64) -> Res<Load> {
     let out = Command::new("taskset")
-        .args(["-c", LOAD_CORE, "oha", "--no-tui", "--output-format", "json"])
+        .args([
+            "-c",
+            LOAD_CORE,
+            "oha",
+            "--no-tui",
+            "--output-format",
+            "json",
+        ])
         .args(["-c", CONNS, "-q", &rate.to_string(), "--latency-correction"])
         .args(["-z", &format!("{secs}s"), "--rand-regex-url"])
         .arg(format!("http://127\\.0\\.0\\.1:{port}/(hello|insert)"))
@@ -533,7 +559,8 @@ fn one(name: &str, env: &Env, round: u32, secs: u64, rate: &mut Option<u64>) -> 
         let (s0, a0) = (cpu(Some(r.svc_pid)), cpu(agent_pid));
         let saturation = wrk(r.port, secs, &env.mix)?;
         let (s1, a1) = (cpu(Some(r.svc_pid)), cpu(agent_pid));
-        let rate = *rate.get_or_insert_with(|| ((saturation.rps * 0.5 / 100.0).round() as u64).max(1) * 100);
+        let rate = *rate
+            .get_or_insert_with(|| ((saturation.rps * 0.5 / 100.0).round() as u64).max(1) * 100);
         let fixed = oha(r.port, secs, rate)?;
         let (s2, a2) = (cpu(Some(r.svc_pid)), cpu(agent_pid));
         let d = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
@@ -627,7 +654,9 @@ fn measure(a: &Args) -> Res<()> {
             if !bins.join(bin).exists() {
                 let why = fs::read_to_string(bins.join(format!("{name}.unavailable")))
                     .unwrap_or_else(|_| format!("{bin} was not built"));
-                results.unavailable.insert(name.into(), why.trim().to_string());
+                results
+                    .unavailable
+                    .insert(name.into(), why.trim().to_string());
                 continue;
             }
         }
@@ -652,18 +681,21 @@ fn measure(a: &Args) -> Res<()> {
         sink_port: start_sink()?,
     };
     let mut setup = BTreeMap::new();
-    setup.insert("CPU".into(), sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"));
+    setup.insert(
+        "CPU".into(),
+        sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
+    );
     setup.insert("cores".into(), sh("nproc"));
-    setup.insert("memory".into(), sh("grep MemTotal /proc/meminfo | tr -s ' '"));
+    setup.insert(
+        "memory".into(),
+        sh("grep MemTotal /proc/meminfo | tr -s ' '"),
+    );
     setup.insert("kernel".into(), sh("uname -r"));
     setup.insert("Go".into(), sh("go version"));
     setup.insert("wrk".into(), sh("wrk -v 2>&1 | head -1"));
     setup.insert("oha".into(), sh("oha --version"));
     setup.insert("bpftrace".into(), sh("bpftrace --version"));
-    setup.insert(
-        "gohook".into(),
-        sh("git rev-parse --short HEAD"),
-    );
+    setup.insert("gohook".into(), sh("git rev-parse --short HEAD"));
     setup.insert(
         "pinning".into(),
         format!(
@@ -742,7 +774,11 @@ fn write_report(a: &Args) -> Res<()> {
     let md = a.path("md")?;
     let text = fs::read_to_string(out.join("results.json")).map_err(|e| e.to_string())?;
     let r: Results = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let read = |n: &str| fs::read_to_string(out.join(n)).ok().filter(|t| !t.trim().is_empty());
+    let read = |n: &str| {
+        fs::read_to_string(out.join(n))
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+    };
     let micro = Micro {
         hook_overhead: read("hook_overhead.txt"),
         capacity: read("capacity.txt"),
