@@ -61,6 +61,28 @@ impl TscClock {
         }
     }
 
+    /// A clock with a known anchor and rate that is never re-measured: a recorded calibration
+    /// (`gohook replay`), see [`TscClock::parts`].
+    pub fn from_parts(anchor_tsc: u64, anchor_ns: u64, ns_per_tick: f64) -> Self {
+        let ns_per_tick = if ns_per_tick.is_finite() && ns_per_tick > 0.0 {
+            ns_per_tick
+        } else {
+            1.0
+        };
+        TscClock {
+            anchor_tsc,
+            anchor_ns,
+            ns_per_tick,
+            started: Instant::now(),
+            refinable: false,
+        }
+    }
+
+    /// The calibration: (anchor TSC, anchor Unix ns, ns per tick).
+    pub fn parts(&self) -> (u64, u64, f64) {
+        (self.anchor_tsc, self.anchor_ns, self.ns_per_tick)
+    }
+
     /// Reads TSC and wall clock as close together as possible (the pair with the shortest gap of
     /// three tries).
     fn sample() -> (u64, u64) {

@@ -68,6 +68,21 @@ pub trait SpanSink {
     fn finish(&mut self, stats: &Stats) -> std::io::Result<()>;
 }
 
+/// Sees every record a collector is given, as given, and how the collector advances (what
+/// `gohook record` writes to its file).
+pub trait EventTap {
+    /// A record pushed.
+    fn event(&mut self, ev: &Event);
+    /// `n` records dropped between TSC `from_tsc` and `to_tsc`.
+    fn dropped(&mut self, n: u64, from_tsc: u64, to_tsc: u64);
+    /// `n` ring slots that did not parse.
+    fn bad(&mut self, n: u64);
+    /// The collector processed records up to `now_tsc`; `clock` is its calibration so far.
+    fn advanced(&mut self, now_tsc: u64, clock: &TscClock);
+    /// The end, with the final calibration; an error is reported by [`Collector::finish`].
+    fn finish(&mut self, clock: &TscClock, stats: &Stats) -> std::io::Result<()>;
+}
+
 /// One open call: its span (none when its scripts started none) and its scripts' progress.
 struct Open {
     span: Option<Span>,
@@ -92,6 +107,7 @@ pub struct Collector<S: SpanSink> {
     /// Unix-ns windows in which a ring dropped records: an exit record may be missing there.
     lossy: Vec<(u64, u64)>,
     error: Option<std::io::Error>,
+    tap: Option<Box<dyn EventTap>>,
 }
 
 impl<S: SpanSink> Collector<S> {
@@ -112,7 +128,14 @@ impl<S: SpanSink> Collector<S> {
             slack_ticks,
             lossy: Vec::new(),
             error: None,
+            tap: None,
         }
+    }
+
+    /// Shows every record and drain to `tap` too.
+    pub fn with_tap(mut self, tap: Box<dyn EventTap>) -> Self {
+        self.tap = Some(tap);
+        self
     }
 
     /// Names the string parameters each hook copies at entry (`[hook][i]`), so they become
@@ -139,6 +162,9 @@ impl<S: SpanSink> Collector<S> {
 
     /// Accepts one record (in any order relative to records of other rings).
     pub fn push(&mut self, ev: Event) {
+        if let Some(t) = &mut self.tap {
+            t.event(&ev);
+        }
         if ev.hook as usize >= self.functions.len() {
             self.stats.bad_records += 1;
             return;
@@ -148,6 +174,9 @@ impl<S: SpanSink> Collector<S> {
 
     /// Adds ring slots that did not parse as records.
     pub fn add_bad(&mut self, n: u64) {
+        if let Some(t) = &mut self.tap {
+            t.bad(n);
+        }
         self.stats.bad_records += n;
     }
 
@@ -160,6 +189,9 @@ impl<S: SpanSink> Collector<S> {
     /// the rings). A call whose end was not seen and that overlaps such a window may have lost
     /// its exit record: it is not reported as a panic or as unfinished.
     pub fn add_dropped_between(&mut self, n: u64, from_tsc: u64, to_tsc: u64) {
+        if let Some(t) = &mut self.tap {
+            t.dropped(n, from_tsc, to_tsc);
+        }
         if n == 0 {
             return;
         }
@@ -185,6 +217,9 @@ impl<S: SpanSink> Collector<S> {
     /// Call after each drain of the rings with a TSC read *before* the drain began.
     pub fn advance(&mut self, now_tsc: u64) {
         self.clock.refine();
+        if let Some(t) = &mut self.tap {
+            t.advanced(now_tsc, &self.clock);
+        }
         let watermark = now_tsc.saturating_sub(self.slack_ticks);
         let mut ready = Vec::new();
         self.reorder.pop_until(watermark, |e| ready.push(e));
@@ -211,6 +246,9 @@ impl<S: SpanSink> Collector<S> {
         self.stats.script_errors = self.scripts.as_ref().map_or(0, Runtime::error_count);
         if let Some(e) = self.error.take() {
             return Err(e);
+        }
+        if let Some(t) = &mut self.tap {
+            t.finish(&self.clock, &self.stats)?;
         }
         self.sink.finish(&self.stats)?;
         Ok(self.stats)
