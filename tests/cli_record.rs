@@ -279,3 +279,48 @@ fn garbage_and_future_versions_are_one_line_errors() {
     );
     assert!(missing.contains("/nonexistent/x.gohook"), "{missing}");
 }
+
+#[test]
+fn record_attaches_to_a_running_process_for_a_duration() {
+    let exe = must_build("spin", Variant::Default, &Toolchain::installed());
+    let mut child = Command::new(&exe)
+        .args(["-forever", "-workers=2"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let file = scratch("spin.gohook");
+    let out = Command::new(GOHOOK)
+        .arg("record")
+        .arg("-o")
+        .arg(&file)
+        .args([
+            "-f",
+            "main.tick",
+            "--no-default-scripts",
+            "--duration",
+            "0.5",
+        ])
+        .args(["--pid", &child.id().to_string()])
+        .output()
+        .unwrap();
+    let alive = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        out.status.success(),
+        "record --pid failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(alive, "the target died while recorded");
+    let rep = report_json(&file);
+    assert_eq!(rep["complete"], true, "{rep}");
+    assert_eq!(rep["pid"].as_u64().unwrap(), u64::from(child.id()), "{rep}");
+    let calls = calls_by_function(&rep["summary"]);
+    assert!(calls["main.tick"] > 10, "{rep}");
+    let duration = rep["duration_ns"].as_u64().unwrap();
+    assert!(
+        duration > 100_000_000 && duration < 5_000_000_000,
+        "a 0.5 s record spans {duration} ns"
+    );
+}
