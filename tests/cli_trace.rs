@@ -528,3 +528,22 @@ fn trace_with_pid_attaches_for_a_while_and_detaches() {
     has(&n, r#"> goroutine(_) main.Concat("go", "hook")"#, &err);
     has(&n, r#">> goroutine(_) main.Concat => ("gohook") DUR"#, &err);
 }
+
+#[test]
+fn trace_refuses_both_a_pid_and_a_program_and_a_duration_without_pid() {
+    let out = gohook(["trace", "-f", "main.x", "--pid", "1", "--", "/bin/true"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot be used with"), "{err}");
+    let out = gohook([
+        "trace",
+        "-f",
+        "main.x",
+        "--duration",
+        "1",
+        "--",
+        "/bin/true",
+    ]);
+    let e = assert_one_line_error(&out, "--duration without --pid");
+    assert!(e.contains("--duration applies to --pid"), "{e}");
+}

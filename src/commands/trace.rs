@@ -13,6 +13,12 @@ use crate::trace::Format;
 /// Runs `gohook trace`; returns the exit status gohook should exit with (the program's, when
 /// one was started).
 pub fn run(args: TraceArgs) -> Result<i32> {
+    if args.pid.is_some() && !args.command.is_empty() {
+        bail!("give either --pid PID or -- PROGRAM, not both");
+    }
+    if args.pid.is_none() && args.duration.is_some() {
+        bail!("--duration applies to --pid (a started program is traced until it exits)");
+    }
     let mut hook = args.hook;
     hook.format.get_or_insert(Format::Lines);
     match args.pid {
