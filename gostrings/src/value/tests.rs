@@ -870,6 +870,77 @@ fn render_cuts_long_and_wide_values_and_shows_nils() {
     );
 }
 
+/// Cyclic data as a hostile (or just ordinary) program has it: a node whose Next is itself, a
+/// two-node loop, a slice whose element points back into the slice, and a slice header with an
+/// absurd length. Every reader ends within the limits and renders a bounded text.
+#[test]
+fn cyclic_pointers_and_absurd_lengths_end_within_the_limits() {
+    let mut ts = Types::default();
+    let int = ts.basic("int");
+    let s = ts.basic("string");
+    let node = ts.strukt("main.Node", &[("V", int)]);
+    let pnode = ts.ptr(node);
+    let full = ts.strukt("main.Node", &[("V", int), ("Next", pnode), ("S", s)]);
+    let mut t = ts.t.get(full).unwrap().clone();
+    t.name = "main.Node".into();
+    ts.t.set(node, t);
+    let nodes = ts.slice(pnode);
+    let dec = ts.decoder(MapLayout::Swiss);
+    let limits = dec.limits();
+    let mut img = Image::default();
+    let text = img.put(b"node");
+    // self: Node{V: 1, Next: &self, S: "node"}
+    let me = img.words(&[1, 0, text, 4]);
+    img.patch(me + 8, &me.to_le_bytes());
+    // a → b → a
+    let a = img.words(&[2, 0, text, 4]);
+    let b = img.words(&[3, a, text, 4]);
+    img.patch(a + 8, &b.to_le_bytes());
+    // A []*Node whose backing array holds a pointer to the node that is the slice header's own
+    // neighbour, and a header claiming 2^62 elements.
+    let backing = img.words(&[me, a, b]);
+    let sl = img.words(&[backing, 3, 3]);
+    let absurd = img.words(&[backing, 1 << 62, 1 << 62]);
+    let to_me = img.put(&me.to_le_bytes());
+    let m = img.mem();
+    for (what, val) in [
+        ("self", v(node, me)),
+        ("pointer to self", v(pnode, to_me)),
+        ("two-node loop", v(node, a)),
+        ("slice of loops", v(nodes, sl)),
+    ] {
+        let r = dec.render(&m, val);
+        assert!(r.len() < 16 * 1024, "{what}: {} bytes: {r}", r.len());
+        // Past max_depth a pointer is shown as its address: that is where a cycle ends.
+        assert!(r.contains("(*main.Node)(0x"), "{what} is cut: {r}");
+        assert!(r.matches("&main.Node{").count() <= limits.max_depth * 3, "{what}: {r}");
+    }
+    assert!(dec.render(&m, v(nodes, absurd)).starts_with("<error"));
+    // Following Next forever just goes round the loop, one bounded read at a time.
+    let mut cur = v(node, a);
+    for _ in 0..10_000 {
+        cur = dec.deref(&m, dec.field(&m, cur, "Next").unwrap()).unwrap();
+    }
+    assert_eq!(dec.int(&m, dec.field(&m, cur, "V").unwrap()).unwrap(), 2);
+    // The absurd slice is refused as implausible, not walked; a large but plausible one is
+    // read only up to the item limit, and elements past its backing array fail to read.
+    assert!(matches!(
+        dec.len(&m, v(nodes, absurd)),
+        Err(ValueError::Implausible { .. })
+    ));
+    assert!(dec.index(&m, v(nodes, absurd), 1).is_err());
+    let large = img.words(&[backing, 1 << 30, 1 << 30]);
+    let m = img.mem();
+    assert_eq!(dec.len(&m, v(nodes, large)).unwrap(), 1 << 30);
+    let r = dec.render(&m, v(nodes, large));
+    assert!(r.contains(&format!("({} total)", 1u64 << 30)), "{r}");
+    assert!(r.len() < 16 * 1024);
+    let far = dec.index(&m, v(nodes, large), 1 << 29).unwrap();
+    assert!(dec.deref(&m, far).is_err());
+    assert!(dec.index(&m, v(nodes, large), i64::MAX).is_err());
+    assert!(limits.max_items < 1 << 30);
+}
+
 mod hostile {
     use super::*;
     use proptest::prelude::*;
