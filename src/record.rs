@@ -286,6 +286,8 @@ pub struct End {
 }
 
 /// One item of a `DATA` chunk.
+// Events are most items and are handed on one by one: boxing them would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     /// A hook record.
@@ -806,6 +808,12 @@ impl RecordReader {
         let mut r = BufReader::new(File::open(path).map_err(io)?);
         let mut head = [0u8; 12];
         let got = read_full(&mut r, &mut head).map_err(io)?;
+        if got == 0 {
+            return Err(RecordError::BadHeader {
+                path: path.to_owned(),
+                reason: "the file is empty (the recording never started)".into(),
+            });
+        }
         if got < 8 || head[..8] != MAGIC {
             return Err(RecordError::NotARecord(path.to_owned()));
         }
