@@ -209,15 +209,60 @@ fn a_target_crashing_while_attached_ends_gohook_with_its_status() {
     ends_with_the_target("-crash-after", 2, "exited with status 2");
 }
 
-/// The moments (ms after the target starts, gohook started at once) at which the fault tests
-/// strike: before gohook has read the binary, while it stops the threads and patches, and after.
-const MOMENTS: [u64; 10] = [0, 60, 120, 180, 240, 300, 360, 450, 600, 900];
+/// The moments (ms after the target and gohook start together) at which the fault tests
+/// strike, spread around gohook's own timing on this machine: one attach is timed first (from
+/// spawn to its "hooked ... in X ms stopped" line), and the moments cover before it reads the
+/// binary, the stop-and-patch window (the last X ms before the line) and after.
+fn moments() -> Vec<u64> {
+    use std::sync::OnceLock;
+    static M: OnceLock<Vec<u64>> = OnceLock::new();
+    M.get_or_init(|| {
+        let mut target = spin(&["-workers=2"]);
+        let start = Instant::now();
+        let mut g = attach(target.0.id(), "main.*", Path::new("/dev/null"), "0.1");
+        let mut err = BufReader::new(g.0.stderr.take().unwrap());
+        let said = until_hooked(&mut err);
+        let hooked = start.elapsed().as_millis() as u64;
+        let _ = g.0.wait();
+        let _ = target.0.kill();
+        let pause: f64 = said
+            .split(" in ")
+            .nth(1)
+            .and_then(|r| r.split(" ms").next())
+            .and_then(|x| x.parse().ok())
+            .unwrap_or_else(|| panic!("no pause in {said:?}"));
+        let pause = pause.ceil() as u64;
+        let stop = hooked.saturating_sub(pause);
+        let mut m = vec![
+            0,
+            hooked / 2,
+            stop.saturating_sub(50),
+            stop.saturating_sub(10),
+        ];
+        m.extend((0..=4).map(|i| stop + pause * i / 4));
+        m.push(hooked + 100);
+        m.push(hooked + 400);
+        eprintln!(
+            "gohook attach: hooked line after {hooked} ms, {pause} ms stopped; moments {m:?}"
+        );
+        m
+    })
+    .clone()
+}
 
-/// Exits or crashes at [`MOMENTS`] of an attach: gohook never hangs, never panics, says one
+/// The line of gohook's stderr that says how it ended (not the drop count).
+fn last_word(said: &str) -> &str {
+    said.lines()
+        .rfind(|l| !l.contains("records dropped") && !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+}
+
+/// Exits or crashes at [`moments`] of an attach: gohook never hangs, never panics, says one
 /// line; the target's own exit status is what it would be without gohook.
 fn ends_at_moments(flag: &str, want_status: i32) {
     let mut summary = Vec::new();
-    for ms in MOMENTS {
+    for ms in moments() {
         let mut target = spin(&["-workers=2", &format!("{flag}={ms}")]);
         let pid = target.0.id();
         let out = tmp(&format!("moment{flag}-{ms}.json"));
@@ -241,10 +286,7 @@ fn ends_at_moments(flag: &str, want_status: i32) {
                     || said.contains("no process with pid")),
             "{what} (gohook {status}): says the target is gone: {said}"
         );
-        summary.push(format!(
-            "{ms} ms: {}",
-            said.lines().last().unwrap_or("").trim()
-        ));
+        summary.push(format!("{ms} ms: {}", last_word(&said)));
     }
     eprintln!("{flag}:\n  {}", summary.join("\n  "));
 }
@@ -333,7 +375,7 @@ fn execs_at_moments_spread_over_the_attach_leave_the_new_image_untouched_and_unt
     let exe = spin_exe();
     let (text_addr, text) = elf_text(&exe);
     let mut summary = Vec::new();
-    for ms in MOMENTS {
+    for ms in moments() {
         let what = format!("exec at {ms} ms");
         let mut target = spin(&["-workers=2", &format!("-exec-after={ms}")]);
         let pid = target.0.id();
@@ -360,10 +402,7 @@ fn execs_at_moments_spread_over_the_attach_leave_the_new_image_untouched_and_unt
         target.0.wait().unwrap();
         let printed = stdout.join().unwrap();
         assert!(printed.contains("spin exec'd"), "{what}: {printed}");
-        summary.push(format!(
-            "{ms} ms: gohook {status}: {}",
-            said.lines().last().unwrap_or("").trim()
-        ));
+        summary.push(format!("{ms} ms: gohook {status}: {}", last_word(&said)));
     }
     eprintln!("exec moments:\n  {}", summary.join("\n  "));
 }
@@ -432,8 +471,10 @@ fn a_forked_child_runs_the_hooked_code_correctly_and_its_calls_reach_gohook() {
 
 #[test]
 fn forks_at_moments_spread_over_the_attach_leave_child_and_parent_working() {
-    for ms in MOMENTS {
+    let mut seen = Vec::new();
+    for ms in moments() {
         let (_, spans, summary, _) = fork_while_attached(ms, "1.5");
+        seen.push(format!("{ms} ms: {} spans", spans.len()));
         assert_eq!(summary["bad_records"], 0, "fork at {ms} ms: {summary}");
         assert!(
             spans.len() <= 2000,
@@ -441,4 +482,8 @@ fn forks_at_moments_spread_over_the_attach_leave_child_and_parent_working() {
             spans.len()
         );
     }
+    eprintln!(
+        "fork moments (child and parent right every time): {}",
+        seen.join(", ")
+    );
 }
