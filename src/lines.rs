@@ -182,6 +182,7 @@ pub fn decoder_for(bin: &GoBinary, bias: u64, book: &TypeBook, limits: Limits) -
 impl<W: Write> LinesView<W> {
     /// A view writing to `out`: hook `h` is `functions[h]` with the types `book.funcs[h]` and
     /// the captures `captures[h]`; values are read with `decoder` over `memory`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         out: W,
         opts: ViewOptions,
