@@ -2,7 +2,8 @@
 //!
 //! Rhai has no file, network or process access of its own; its one way out is `import`, whose
 //! default resolver reads files: it is replaced by a resolver that finds nothing. `eval` (code
-//! built from strings, which could hide what a script does from a reader) is disabled. Each call of
+//! built from strings, which could hide what a script does from a reader) is disabled, and so is
+//! Rhai's `sleep`, which would stall gohook's consumer for as long as a script asks. Each call of
 //! `on_enter`/`on_leave` (and the top level, once at load) is bounded in operations, and
 //! strings, arrays, maps, call depth and expression depth are bounded too, so a script can slow
 //! gohook but never hang it or exhaust its memory. Nothing a script does reaches the target.
@@ -44,6 +45,9 @@ pub fn engine(name: &str) -> Engine {
     e.set_max_variables(MAX_VARIABLES);
     e.set_max_functions(MAX_FUNCTIONS);
     e.disable_symbol("eval");
+    // Registered functions take precedence over the standard package's `sleep(seconds)`.
+    e.register_fn("sleep", |_: rhai::INT| no_sleep());
+    e.register_fn("sleep", |_: rhai::FLOAT| no_sleep());
     let who = name.to_owned();
     e.on_print(move |s| eprintln!("gohook: {who}: {s}"));
     let who = name.to_owned();
@@ -56,4 +60,9 @@ pub fn engine(name: &str) -> Engine {
     // Nothing captured beyond the defaults until `script::configure` says otherwise.
     super::redact::Capture::default().register(&mut e);
     e
+}
+
+/// What `sleep` does in a hook script: fail, since a sleeping script would hold up every span.
+fn no_sleep() -> Result<(), Box<rhai::EvalAltResult>> {
+    Err("sleep is not available in hook scripts (they run on gohook's consumer thread)".into())
 }
