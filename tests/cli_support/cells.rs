@@ -420,8 +420,8 @@ pub struct AttachFigures {
 }
 
 /// Starts httpsvc, keeps `clients` threads requesting over keep-alive connections, attaches
-/// `gohook attach --duration duration` hooking the two handlers (bundled scripts on, as a user
-/// would run it), and checks, after gohook ended on its own:
+/// `gohook attach --duration duration` hooking the two handlers (with the bundled scripts too if
+/// `bundled_scripts`), and checks, after gohook ended on its own:
 ///
 /// * gohook exited 0, reported no dropped record and no script error;
 /// * no request failed from before the attach until after the detach;
@@ -439,6 +439,7 @@ pub fn httpsvc_attach_under_load(
     json_out: &Path,
     duration: Duration,
     clients: usize,
+    bundled_scripts: bool,
 ) -> Result<AttachFigures, String> {
     let started = Instant::now();
     let mut svc = Command::new(exe)
@@ -477,6 +478,7 @@ pub fn httpsvc_attach_under_load(
         .arg("--duration")
         .arg(format!("{}", duration.as_secs_f64()))
         .args(HTTPSVC_HANDLERS.iter().flat_map(|f| ["-f", f]))
+        .args((!bundled_scripts).then_some("--no-default-scripts"))
         .args(["--ring-slots", "65536", "--format", "json", "-o"])
         .arg(json_out)
         .stderr(Stdio::piped())
