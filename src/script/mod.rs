@@ -57,6 +57,7 @@ pub mod govalue;
 pub mod loader;
 pub mod memory;
 pub mod redact;
+pub mod reload;
 pub mod runtime;
 pub mod sandbox;
 pub mod types;

@@ -153,6 +153,8 @@ pub struct Runtime {
     decoder: Rc<Decoder>,
     memory: Rc<dyn MemoryReader>,
     errors: ErrorLog,
+    /// Reloads changed `-s` files (`script::reload`), when enabled.
+    reload: Option<super::reload::Reloader>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -181,7 +183,15 @@ impl Runtime {
             decoder: Rc::new(decoder),
             memory,
             errors: ErrorLog::default(),
+            reload: None,
         }
+    }
+
+    /// Reloads the user's script files when they change while gohook runs (see
+    /// `script::reload`); reloaded scripts are configured with `capture`.
+    pub fn with_reload(mut self, capture: super::redact::Capture) -> Self {
+        self.reload = Some(super::reload::Reloader::new(&self.scripts, capture));
+        self
     }
 
     /// True when hook `hook` has at least one script.
@@ -215,6 +225,9 @@ impl Runtime {
 
     /// Runs `on_enter` of every script of the entry record `ev`'s hook (time `ts`, Unix ns).
     pub fn enter(&mut self, ev: &Event, ts: u64) -> Call {
+        if let Some(r) = &mut self.reload {
+            r.poll(&mut self.scripts);
+        }
         let mut call = Call {
             parts: Vec::new(),
             span: None,
