@@ -60,6 +60,11 @@ fn total_cpu_k(s: &Sample) -> Option<f64> {
         s.fixed.requests,
     )
 }
+/// The share of one core the service (and its agent) used during the saturation phase.
+fn core_share(s: &Sample) -> Option<f64> {
+    (s.saturation.seconds > 0.0)
+        .then(|| (s.svc_cpu_sat + s.agent_cpu_sat.unwrap_or(0.0)) / s.saturation.seconds)
+}
 fn svc_rss(s: &Sample) -> Option<f64> {
     Some(s.svc_rss_kb as f64 / 1024.0)
 }
@@ -154,6 +159,21 @@ pub fn markdown(r: &Results, micro: &Micro, plots: (&str, &str)) -> String {
          Cells read `median [min–max]` over the rounds.\n",
         r.started, r.phase_seconds, r.rate
     );
+    if let Some(share) = r.figure("baseline", core_share) {
+        if share.median < 0.8 {
+            let _ = writeln!(
+                w,
+                "> **Caution: the machine was busy.** During the saturation phase the baseline \
+                 service used only {:.0}% of its core (median; {:.0}–{:.0}%), the rest going to \
+                 other processes. The figures below then measure contention more than \
+                 instrumentation, and differences between scenarios are within the noise. \
+                 Re-run `bench/run` on a quiet machine for figures to compare.\n",
+                share.median * 100.0,
+                share.min * 100.0,
+                share.max * 100.0
+            );
+        }
+    }
     let _ = writeln!(w, "## Setup\n");
     let _ = writeln!(w, "| | |\n|---|---|");
     for (k, v) in &r.setup {
@@ -185,12 +205,23 @@ pub fn markdown(r: &Results, micro: &Micro, plots: (&str, &str)) -> String {
         .collect();
 
     let _ = writeln!(w, "\n## Throughput and latency\n");
+    let fixed_how = if r.setup.contains_key("oha") {
+        format!(
+            "oha at {} req/s, latency measured from each request's scheduled start, so queueing \
+             counts",
+            r.rate
+        )
+    } else {
+        format!(
+            "wrk paced to about {} req/s with bench/rate.lua, since oha was not installed; closed \
+             loop, so queueing is not corrected for",
+            r.rate
+        )
+    };
     let _ = writeln!(
         w,
-        "Max req/s: the saturation phase (wrk, 32 connections). Latency: the fixed-rate phase (oha \
-         at {} req/s, latency measured from each request's scheduled start, so queueing counts). \
-         Errors: failed or non-2xx requests of both phases.\n",
-        r.rate
+        "Max req/s: the saturation phase (wrk, 32 connections). Latency: the fixed-rate phase \
+         ({fixed_how}). Errors: failed or non-2xx requests of both phases.\n"
     );
     let _ = writeln!(
         w,
@@ -644,6 +675,22 @@ mod tests {
         );
         assert!(md.contains("adds 2.0% to p99 latency"), "{md}");
         assert!(md.contains("otel-auto: not measured"), "{md}");
+    }
+
+    #[test]
+    fn a_baseline_starved_of_its_core_is_flagged_and_a_busy_one_is_not() {
+        let mut r = results();
+        // sample(): 2 CPU s over a 10 s saturation phase is 20% of the core.
+        for s in &mut r.samples {
+            s.svc_cpu_sat = 2.0;
+        }
+        let md = markdown(&r, &Micro::default(), ("t.svg", "l.svg"));
+        assert!(md.contains("used only 20% of its core"), "{md}");
+        for s in &mut r.samples {
+            s.svc_cpu_sat = 9.5;
+        }
+        let md = markdown(&r, &Micro::default(), ("t.svg", "l.svg"));
+        assert!(!md.contains("machine was busy"), "{md}");
     }
 
     #[test]
