@@ -168,6 +168,18 @@ fn main() {
     })();
     rows.push(("bpftrace uprobe (count)".into(), uprobe));
 
+    // Added for the side-by-side report (BENCHMARKS.md): an entry hook whose string argument is
+    // copied at the call, and a debugger-style ptrace breakpoint on main.tick.
+    let (str_plain, str_hooked) = string_capture_ns(reps, &burst_n);
+    rows.push((
+        "gohook entry hook, string arg captured".into(),
+        str_hooked.zip(str_plain).map(|(h, p)| plain + (h - p)),
+    ));
+    let bp_calls = (calls / 1000).max(2000);
+    rows.push((
+        "ptrace breakpoint stop (int3 + step)".into(),
+        ptrace_breakpoint_ns(&spin, bp_calls),
+    ));
     println!("hook overhead on main.tick, median of {reps} runs (bpftrace: 1 run of {uprobe_calls} calls)");
     println!(
         "{:<36} {:>12} {:>14} {:>10}",
@@ -190,6 +202,10 @@ fn main() {
             u / g.max(0.01)
         );
     }
+    println!(
+        "(string row: main.spinStr(string, int) of benchsvc, entry hook, its added ns shown on top of"
+    );
+    println!(" the plain main.tick call; ptrace row: 1 run of {bp_calls} calls, each trap, restore, single-step, re-arm)");
     println!(
         "(recorded rows: 20,000 calls in bursts of 1,000, every call recorded; saturated row:"
     );
@@ -240,5 +256,236 @@ fn main() {
             line.trim_start_matches("gohook: ")
         ),
         None => println!("attach with {threads} threads failed: {err}"),
+    }
+    attach_table(&spin_s);
+}
+
+/// ns/call of benchsvc's `main.spinStr` (a string argument in registers) plain and under a
+/// gohook entry hook, which copies the string into the record at the call (DWARF build):
+/// medians of `reps` runs of 20,000 calls in bursts of 1,000, every call recorded.
+fn string_capture_ns(reps: usize, burst_n: &str) -> (Option<f64>, Option<f64>) {
+    let svc = match fixtures::build("benchsvc", Variant::Default, &Toolchain::installed()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("benchsvc did not build: {e}");
+            return (None, None);
+        }
+    };
+    let args = ["-spin", burst_n, "-burst", "1000"];
+    let runs = |hooked: bool| -> Option<f64> {
+        let v: Vec<f64> = (0..reps)
+            .filter_map(|_| {
+                let out = if hooked {
+                    Command::new(GOHOOK)
+                        .args([
+                            "run",
+                            "--no-default-scripts",
+                            "--no-exit",
+                            "-f",
+                            "main.spinStr",
+                        ])
+                        .args(["--format", "json", "-o", "/dev/null", "--"])
+                        .arg(&svc)
+                        .args(args)
+                        .stderr(Stdio::null())
+                        .output()
+                } else {
+                    Command::new(&svc).args(args).output()
+                };
+                ns_per_call(&out.ok()?.stdout)
+            })
+            .collect();
+        (!v.is_empty()).then(|| median(v))
+    };
+    (runs(false), runs(true))
+}
+
+/// The address of `func` in a non-PIE Go binary, from `go tool nm`.
+fn symbol_addr(exe: &std::path::Path, func: &str) -> Option<u64> {
+    let out = Command::new("go")
+        .args(["tool", "nm"])
+        .arg(exe)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() == 3 && f[2] == func)
+            .then(|| u64::from_str_radix(f[0], 16).ok())
+            .flatten()
+    })
+}
+
+/// ns/call of spin's main.tick with a debugger-style breakpoint on it: int3 at the entry; on
+/// each hit the tracer restores the byte, backs up RIP, single-steps, re-arms and continues.
+/// Async preemption is off for this run, so no SIGURG lands during a step.
+fn ptrace_breakpoint_ns(spin: &std::path::Path, calls: u64) -> Option<f64> {
+    use nix::sys::ptrace::{self, Options};
+    use nix::sys::signal::Signal;
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use nix::unistd::Pid;
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+
+    let addr = symbol_addr(spin, "main.tick")?;
+    let mut cmd = Command::new(spin);
+    cmd.args(["-bench", &calls.to_string()])
+        .env("GODEBUG", "asyncpreemptoff=1")
+        .stdout(Stdio::piped());
+    // SAFETY: the closure runs in the child between fork and exec and only calls ptrace(2),
+    // which is async-signal-safe; it touches no memory shared with the parent.
+    unsafe {
+        cmd.pre_exec(|| ptrace::traceme().map_err(|e| std::io::Error::from_raw_os_error(e as i32)));
+    }
+    let mut child = cmd.spawn().ok()?;
+    let mut stdout = child.stdout.take()?;
+    let pid = Pid::from_raw(child.id() as i32);
+    let fail = |why: &str| {
+        eprintln!("ptrace breakpoint run: {why}");
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        None
+    };
+    match waitpid(pid, None) {
+        Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {}
+        other => return fail(&format!("no exec stop: {other:?}")),
+    }
+    if ptrace::setoptions(
+        pid,
+        Options::PTRACE_O_TRACECLONE | Options::PTRACE_O_EXITKILL,
+    )
+    .is_err()
+    {
+        return fail("setoptions");
+    }
+    let at = addr as ptrace::AddressType;
+    let Ok(orig) = ptrace::read(pid, at) else {
+        return fail("reading main.tick");
+    };
+    let armed = (orig & !0xff) | 0xcc;
+    if ptrace::write(pid, at, armed).is_err() || ptrace::cont(pid, None).is_err() {
+        return fail("arming the breakpoint");
+    }
+    let mut hits = 0u64;
+    loop {
+        let st = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::__WALL)) {
+            Ok(st) => st,
+            Err(_) => break,
+        };
+        match st {
+            WaitStatus::Stopped(tid, Signal::SIGTRAP) => {
+                let Ok(mut regs) = ptrace::getregs(tid) else {
+                    return fail("getregs");
+                };
+                if regs.rip == addr + 1 {
+                    hits += 1;
+                    regs.rip = addr;
+                    let stepped = ptrace::write(tid, at, orig).is_ok()
+                        && ptrace::setregs(tid, regs).is_ok()
+                        && ptrace::step(tid, None).is_ok()
+                        && matches!(
+                            waitpid(tid, Some(WaitPidFlag::__WALL)),
+                            Ok(WaitStatus::Stopped(_, Signal::SIGTRAP))
+                        )
+                        && ptrace::write(tid, at, armed).is_ok();
+                    if !stepped {
+                        return fail("stepping over the breakpoint");
+                    }
+                }
+                let _ = ptrace::cont(tid, None);
+            }
+            WaitStatus::PtraceEvent(tid, _, _) => {
+                let _ = ptrace::cont(tid, None);
+            }
+            WaitStatus::Stopped(tid, Signal::SIGSTOP) => {
+                let _ = ptrace::cont(tid, None);
+            }
+            WaitStatus::Stopped(tid, sig) => {
+                let _ = ptrace::cont(tid, Some(sig));
+            }
+            WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _) if p == pid => break,
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let _ = stdout.read_to_end(&mut out);
+    if hits < calls {
+        return fail(&format!("{hits} breakpoint hits for {calls} calls"));
+    }
+    ns_per_call(&out)
+}
+
+/// Attach time (gohook attach started → hooks live) and the stop-the-world pause it reports,
+/// against the number of hooks and of threads in the target.
+fn attach_table(spin: &str) {
+    use std::io::{BufRead, BufReader};
+    let many = ["fmt.*", "strconv.*", "main.*", "os.*", "sync.*"];
+    println!("attach time and stop-the-world pause, by hooks and threads (1 run each)");
+    println!(
+        "{:>8} {:>7} {:>13} {:>14} {:>10}",
+        "threads", "hooks", "return sites", "attach ms", "pause ms"
+    );
+    for extra_threads in [0, 50, 200] {
+        for globs in [&["main.tick"][..], &many[..]] {
+            let mut child = match Command::new(spin)
+                .args([
+                    "-forever",
+                    "-workers=2",
+                    &format!("-threads={}", extra_threads.max(1)),
+                ])
+                .stdout(Stdio::null())
+                .spawn()
+            {
+                Ok(c) => c,
+                Err(_) => continue,
+            };
+            std::thread::sleep(Duration::from_millis(300));
+            let threads = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+                .map(|d| d.count())
+                .unwrap_or(0);
+            let started = std::time::Instant::now();
+            let mut cmd = Command::new(GOHOOK);
+            cmd.args([
+                "attach",
+                "--pid",
+                &child.id().to_string(),
+                "--duration",
+                "0.2",
+            ])
+            .args([
+                "--no-default-scripts",
+                "--format",
+                "json",
+                "-o",
+                "/dev/null",
+            ]);
+            for g in globs {
+                cmd.args(["-f", g]);
+            }
+            let line = cmd.stderr(Stdio::piped()).spawn().ok().and_then(|mut g| {
+                let err = g.stderr.take()?;
+                let mut found = None;
+                for l in BufReader::new(err).lines().map_while(Result::ok) {
+                    if found.is_none() && l.contains(" stopped") {
+                        found = Some((started.elapsed(), l));
+                    }
+                }
+                let _ = g.wait();
+                found
+            });
+            let _ = child.kill();
+            let _ = child.wait();
+            // "gohook: pid P: hooked N functions (M return sites) in X ms stopped"
+            let parsed = line.as_ref().and_then(|(t, l)| {
+                let hooks = l.split("hooked ").nth(1)?.split(' ').next()?.to_string();
+                let rets = l.split('(').nth(1)?.split(' ').next()?.to_string();
+                let pause = l.split(" in ").nth(1)?.split(" ms").next()?.to_string();
+                Some((hooks, rets, t.as_secs_f64() * 1e3, pause))
+            });
+            match parsed {
+                Some((h, r, t, p)) => {
+                    println!("{threads:>8} {h:>7} {r:>13} {t:>14.1} {p:>10}")
+                }
+                None => println!("{threads:>8} {:>7} attach failed", globs.len()),
+            }
+        }
     }
 }
