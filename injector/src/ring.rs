@@ -169,6 +169,19 @@ impl RingReader {
             .store(v, Ordering::Release)
     }
 
+    /// Gives the ring's memory back after the last drain of a detach: the pages of the shared
+    /// file are freed (`MADV_REMOVE` punches them out of the memfd), so the mapping gohook
+    /// leaves in the target costs no memory. The target's view stays valid and reads zeros,
+    /// which also reads as "every hook disabled". Call it only once no trampoline can run (the
+    /// patches reverted) and the records are consumed: nothing can be read afterwards.
+    pub fn release_pages(self) -> Result<()> {
+        // SAFETY: MADV_REMOVE on our own MAP_SHARED mapping of a memfd only replaces the file's
+        // contents by zeros; the mapping stays valid, and `self` (the only reader of it) is
+        // consumed here, so no reference into the old contents outlives the call.
+        unsafe { self.map.unchecked_advise(memmap2::UncheckedAdvice::Remove) }
+            .map_err(|e| Error::Ring(format!("freeing the ring's pages: {e}")))
+    }
+
     fn atomic_u64(&self, off: usize) -> &AtomicU64 {
         assert!(
             off.is_multiple_of(8) && off + 8 <= self.map.len(),

@@ -14,7 +14,7 @@ use trampolines::ring_layout::{RingLayout, MAGIC, RING_HEAD, RING_TAIL};
 
 #[test]
 fn a_memfd_ring_made_in_the_target_is_shared_with_gohook_and_drained() {
-    let target = start_spin(Variant::Default, &[], &[]);
+    let mut target = start_spin(Variant::Default, &[], &[]);
     let pid = target.pid();
     let mut world = World::stop(pid, AttachOptions::default()).unwrap();
     let remote = Remote::new(&world, None).unwrap();
@@ -81,4 +81,25 @@ fn a_memfd_ring_made_in_the_target_is_shared_with_gohook_and_drained() {
     );
     assert_eq!(tail, 3, "the target sees the consumer's tail");
     assert_eq!(reader.drops(), 0);
+
+    // At detach the ring's pages are given back: the target's mapping stays (valid, zeros, so
+    // every hook reads as disabled) but holds no memory any more.
+    assert!(mapping_rss_kb(pid, addr) > 0, "the ring was resident");
+    reader.release_pages().unwrap();
+    assert_eq!(mapping_rss_kb(pid, addr), 0);
+    assert_eq!(mem.read_vec(addr, 8).unwrap(), [0; 8]);
+    assert!(target.alive());
+}
+
+/// Resident kB of the target's mapping starting at `addr` (from /proc/PID/smaps).
+fn mapping_rss_kb(pid: i32, addr: u64) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let head = format!("{addr:08x}-");
+    let block = smaps
+        .split('\n')
+        .skip_while(|l| !l.starts_with(&head))
+        .skip(1)
+        .find_map(|l| l.strip_prefix("Rss:"))
+        .unwrap();
+    block.trim().trim_end_matches("kB").trim().parse().unwrap()
 }
