@@ -244,8 +244,30 @@ fn checks() -> (bool, bool) {
     }
 }
 
+/// Whether the attach half runs in this cell. Each (release, mode) needs its own cold build of
+/// httpsvc's SQLite driver (minutes on two cores), so the default slice attaches only where the
+/// rest of the default suite already pays for that build (releases of `DEFAULT_MATRIX`, default
+/// or stripped, whose compile caches they share); `GOHOOK_MATRIX_CHECKS=all` or `attach`, or a
+/// `GOHOOK_MATRIX` other than the slice, attaches in every cell.
+fn attach_here(cell: &Cell, asked: bool) -> bool {
+    let explicit = std::env::var_os("GOHOOK_MATRIX_CHECKS").is_some();
+    let slice = matches!(
+        std::env::var("GOHOOK_MATRIX").as_deref(),
+        Err(_) | Ok("") | Ok("slice")
+    ) && std::env::var("GOHOOK_FULL_MATRIX").as_deref() != Ok("1");
+    if !asked {
+        return false;
+    }
+    if explicit || !slice {
+        return true;
+    }
+    matches!(cell.release, Release::Go(v) if fixtures::DEFAULT_MATRIX.contains(&v))
+        && matches!(cell.variant, Variant::Default | Variant::Stripped)
+}
+
 fn run_cell(cell: &Cell) -> Row {
     let (do_torture, do_attach) = checks();
+    let do_attach = attach_here(cell, do_attach);
     let tag = format!(
         "{}-{}",
         cell.release.name().replace([' ', '(', ')'], ""),
