@@ -28,21 +28,28 @@ use crate::engine::{self, Installed};
 use crate::export::{Outputs, Process};
 use crate::glob::Glob;
 use crate::hookplan::{self, SelectError, Selection};
+use crate::lines::{LinesView, Predicate};
+use crate::record::Recorder;
 use crate::script::types::{self, TypeBook};
 use crate::script::{self, Origin, PatternMatcher, Runtime, Script};
 use crate::sink::{JsonSink, PrettySink};
+use crate::status::{CountSpans, Erasing, LiveStatus, NullSink};
 
 /// Output formats of `run` and `attach`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
     /// An indented tree per trace, readable in a terminal.
+    #[default]
     Pretty,
     /// One JSON object per span per line, then a summary line.
     Json,
+    /// One line per call and per return, written as the records arrive, with Go arguments and
+    /// results decoded (the `gohook trace` view).
+    Lines,
 }
 
 /// What to hook and where the spans go.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct HookOptions {
     /// Globs selecting functions (`-f`).
     pub globs: Vec<String>,
@@ -63,29 +70,161 @@ pub struct HookOptions {
     pub scripts: Vec<PathBuf>,
     /// Load the bundled scripts too (`--no-default-scripts` turns them off).
     pub default_scripts: bool,
+    /// `--signature`s: (function, Go signature), the types of functions DWARF does not describe.
+    pub signatures: Vec<(String, String)>,
+    /// What `--format lines` shows.
+    pub view: crate::lines::ViewOptions,
+    /// Sensitive data the user opted in to capture (`--capture-*`), as scripts see it.
+    pub capture: script::redact::Capture,
+    /// `gohook record`: write the hook records to this file; spans are not printed and scripts
+    /// do not run live (they run at `gohook replay`).
+    pub record: Option<PathBuf>,
+    /// `--summary`, `--summary-json`.
+    pub summary: crate::summary::SummaryOptions,
 }
 
 /// Where spans go: the `--format` output plus the exporters (`--otlp`, `--chrome-trace`).
 type Sink = Outputs;
 
-/// The `--format` output, to a file or standard error, and the exporters asked for.
-fn open_sink(opts: &HookOptions) -> Result<Sink> {
-    let out: Box<dyn Write> = match &opts.output {
+/// The `--format` output: the file of `-o`, or standard error (which the live status line
+/// shares).
+fn open_output(opts: &HookOptions) -> Result<Box<dyn Write>> {
+    Ok(match &opts.output {
         Some(p) => Box::new(BufWriter::new(
             File::create(p).with_context(|| format!("creating {}", p.display()))?,
         )),
         // Buffered: a line-per-span write(2) to an unbuffered stderr would slow the consumer
         // enough to drop records. The sinks flush at the end.
-        None => Box::new(BufWriter::new(std::io::stderr())),
+        None => Box::new(BufWriter::new(Erasing(std::io::stderr()))),
+    })
+}
+
+/// The `--format` output, to a file or standard error, and the exporters asked for; spans are
+/// counted in `spans`. For `--format lines` the output goes to the lines view instead (the
+/// spans still go to the exporters): it is returned.
+fn open_sink(opts: &HookOptions, spans: &Rc<Cell<u64>>) -> Result<(Sink, Option<Box<dyn Write>>)> {
+    let out = open_output(opts)?;
+    let (primary, rest): (Box<dyn SpanSink>, _) = match opts.format {
+        Format::Json => (Box::new(JsonSink::new(out)), None),
+        Format::Pretty => (Box::new(PrettySink::new(out)), None),
+        Format::Lines => (Box::new(NullSink), Some(out)),
     };
-    let primary: Box<dyn SpanSink> = match opts.format {
-        Format::Json => Box::new(JsonSink::new(out)),
-        Format::Pretty => Box::new(PrettySink::new(out)),
+    let primary: Box<dyn SpanSink> = if opts.record.is_some() {
+        Box::new(NullSink)
+    } else {
+        primary
     };
-    Ok(
+    let primary: Box<dyn SpanSink> = if opts.summary.wanted() {
+        Box::new(crate::summary::SummarySink::new(
+            primary,
+            opts.summary.clone(),
+        ))
+    } else {
+        primary
+    };
+    let primary = Box::new(CountSpans::new(primary, spans.clone()));
+    Ok((
         Outputs::open(primary, opts.otlp.as_deref(), opts.chrome_trace.as_deref())?
             .stderr_shared(opts.output.is_none()),
-    )
+        rest,
+    ))
+}
+
+/// The record file of `gohook record`, created before anything is started or attached.
+fn open_recorder(opts: &HookOptions) -> Result<Option<Recorder>> {
+    Ok(match &opts.record {
+        Some(p) => Some(Recorder::create(p)?),
+        None => None,
+    })
+}
+
+/// The compiled `--where` of the lines view (before anything is started or attached).
+fn where_predicate(opts: &HookOptions) -> Result<Option<Predicate>> {
+    match (&opts.view.predicate, opts.format) {
+        (Some(p), Format::Lines) => Ok(Some(Predicate::compile(p).map_err(anyhow::Error::msg)?)),
+        _ => Ok(None),
+    }
+}
+
+/// What is fed alongside the collector: the lines view (`--format lines`) and the live status
+/// line (standard error on a terminal).
+struct Views {
+    lines: Option<LinesView<Box<dyn Write>>>,
+    status: Option<LiveStatus>,
+    /// Tells the lines view's memory the target has exited.
+    gone: Option<Rc<Cell<bool>>>,
+}
+
+impl Views {
+    /// The views of a trace of `pid` whose hooks are installed: the lines view writes to
+    /// `out` (`Some` for `--format lines`).
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        opts: &HookOptions,
+        out: Option<Box<dyn Write>>,
+        inst: &Installed,
+        target: &Target,
+        pid: i32,
+        book: &TypeBook,
+        captures: &[Captures],
+        spans: Rc<Cell<u64>>,
+        predicate: Option<Predicate>,
+    ) -> Views {
+        let status = LiveStatus::if_terminal(inst.functions.len(), spans);
+        let (lines, gone) = match out {
+            Some(out) => {
+                let mem = script::memory::TargetMemory::new(
+                    Some(pid),
+                    target.binary.elf.clone(),
+                    target.bias,
+                );
+                let gone = mem.gone_switch();
+                let decoder = crate::lines::decoder_for(
+                    &target.binary,
+                    target.bias,
+                    book,
+                    crate::lines::limits_for(opts.view.verbosity),
+                );
+                let view = LinesView::new(
+                    out,
+                    opts.view.clone(),
+                    predicate,
+                    &inst.functions,
+                    book,
+                    captures,
+                    decoder,
+                    Rc::new(mem),
+                    TscClock::calibrate(Duration::from_millis(20)),
+                )
+                .with_exit_coverage(inst.exits_complete.clone());
+                (Some(view), Some(gone))
+            }
+            None => (None, None),
+        };
+        Views {
+            lines,
+            status,
+            gone,
+        }
+    }
+
+    /// Says the target has exited.
+    fn target_gone(&self) {
+        if let Some(g) = &self.gone {
+            g.set(true);
+        }
+    }
+
+    /// Ends the views: the status line is wiped, the lines view writes what it holds.
+    fn finish(mut self) -> Result<()> {
+        if let Some(s) = &mut self.status {
+            s.clear();
+        }
+        if let Some(l) = self.lines.take() {
+            l.finish().context("writing lines")?;
+        }
+        Ok(())
+    }
 }
 
 /// What each selected hook records beyond integer registers, and the hooks' types (from DWARF,
@@ -96,19 +235,29 @@ fn types_and_captures(
     scripts: &[Script],
     by_hook: &[Vec<usize>],
     layout: &RingLayout,
+    signatures: &[(String, String)],
 ) -> Result<(TypeBook, Vec<Captures>)> {
+    if let Some((f, _)) = signatures
+        .iter()
+        .find(|(f, _)| !sel.hooks.iter().any(|h| &h.func.name == f))
+    {
+        bail!("--signature for {f}: -f does not hook {f}");
+    }
     let dwarf = if bin.has_dwarf() {
         Dwarf::load(&bin.elf).ok()
     } else {
         None
     };
     // Per hook, the first of its scripts that gives a SIGNATURE.
-    let sig_script: Vec<Option<&Script>> = by_hook
-        .iter()
-        .map(|list| {
-            list.iter()
-                .map(|&i| &scripts[i])
-                .find(|s| s.signature.is_some())
+    // Every hook gets a request (without scripts `by_hook` is empty: types still come from
+    // DWARF or a --signature).
+    let sig_script: Vec<Option<&Script>> = (0..sel.hooks.len())
+        .map(|h| {
+            by_hook.get(h).and_then(|list| {
+                list.iter()
+                    .map(|&i| &scripts[i])
+                    .find(|s| s.signature.is_some())
+            })
         })
         .collect();
     let requests: Vec<types::Request<'_>> = sel
@@ -117,11 +266,19 @@ fn types_and_captures(
         .zip(&sig_script)
         .map(|(h, s)| types::Request {
             function: &h.func.name,
-            signature: s.and_then(|s| Some((s.name.as_str(), s.signature.as_deref()?))),
+            signature: s
+                .and_then(|s| Some((s.name.as_str(), s.signature.as_deref()?)))
+                .or_else(|| {
+                    signatures
+                        .iter()
+                        .find(|(f, _)| *f == h.func.name)
+                        .map(|(_, sig)| ("--signature", sig.as_str()))
+                }),
         })
         .collect();
     let book = types::resolve(bin, dwarf.as_ref(), &requests, |i| {
-        sig_script[i].is_some_and(|s| s.origin != Origin::Bundled)
+        // A user's script or a --signature: its problems stop gohook.
+        sig_script[i].is_none_or(|s| s.origin != Origin::Bundled)
     })?;
     let captures = book
         .funcs
@@ -219,11 +376,28 @@ fn pipeline(
     scripts: Vec<Script>,
     by_hook: Vec<Vec<usize>>,
     book: TypeBook,
+    rec: Option<Recorder>,
+    capture: script::redact::Capture,
 ) -> (Collector<Sink>, Option<Rc<Cell<bool>>>) {
     let clock = TscClock::calibrate(Duration::from_millis(20));
+    let rec = rec.map(|mut r| {
+        r.start(&crate::record::meta_for(
+            target,
+            pid,
+            &inst.functions,
+            &inst.exits_complete,
+            captures,
+            &clock,
+        ));
+        r
+    });
     let col = Collector::new(inst.functions.clone(), clock, sink)
         .with_string_params(captures.iter().map(|c| c.string_params.clone()).collect())
         .with_exit_coverage(inst.exits_complete.clone());
+    if let Some(r) = rec {
+        // Recording: the scripts run at replay, on the records.
+        return (col.with_tap(Box::new(r)), None);
+    }
     match script_runtime(
         target,
         pid,
@@ -233,7 +407,7 @@ fn pipeline(
         captures,
         &inst.functions,
     ) {
-        Some((rt, gone)) => (col.with_scripts(rt), Some(gone)),
+        Some((rt, gone)) => (col.with_scripts(rt.with_reload(capture)), Some(gone)),
         None => (col, None),
     }
 }
@@ -324,7 +498,12 @@ fn announce(pid: i32, sel: &Selection, inst: &Installed, pause: Duration) {
 }
 
 /// Reads the rings until `done()` says stop, feeding the collector.
-fn consume(inst: &mut Installed, col: &mut Collector<Sink>, mut done: impl FnMut() -> bool) {
+fn consume(
+    inst: &mut Installed,
+    col: &mut Collector<Sink>,
+    views: &mut Views,
+    mut done: impl FnMut() -> bool,
+) {
     let mut last_drops = 0;
     let mut prev_now = rdtsc();
     let (mut iters, mut total, mut t_drain, mut t_adv) =
@@ -334,7 +513,12 @@ fn consume(inst: &mut Installed, col: &mut Collector<Sink>, mut done: impl FnMut
         let finished = done();
         let now = rdtsc();
         let t0 = Instant::now();
-        let (n, bad) = engine::drain(&mut inst.ring, |e| col.push(e));
+        let (n, bad) = engine::drain(&mut inst.ring, |e| {
+            if let Some(l) = &mut views.lines {
+                l.push(e.clone());
+            }
+            col.push(e)
+        });
         t_drain += t0.elapsed();
         iters += 1;
         total += n;
@@ -345,6 +529,12 @@ fn consume(inst: &mut Installed, col: &mut Collector<Sink>, mut done: impl FnMut
         last_drops = drops;
         let t1 = Instant::now();
         col.advance(now);
+        if let Some(l) = &mut views.lines {
+            l.advance(now);
+        }
+        if let Some(s) = &mut views.status {
+            s.tick(n, drops);
+        }
         t_adv += t1.elapsed();
         if finished {
             if dbg {
@@ -367,16 +557,28 @@ pub fn run(program: &Path, args: &[OsString], opts: &HookOptions) -> Result<i32>
     // Plan against the file first, so a bad glob fails before anything is started.
     let path = resolve_program(program)?;
     let file = GoBinary::open(&path).with_context(|| path.display().to_string())?;
-    let scripts = script::load(&opts.scripts, opts.default_scripts)?;
+    let mut scripts = script::load(&opts.scripts, opts.default_scripts)?;
+    script::configure(&mut scripts, &opts.capture);
     let layout = engine::ring_layout(opts.ring_slots)?;
     let (file_sel, file_bind) = select(&file, 0, &opts.globs, &scripts)?;
     // Types (and SIGNATURE errors) from the file; the process runs the same file, so they are
     // reused unless the selection there differs.
     let mut planned = Some((
         names_of(&file_sel),
-        types_and_captures(&file, &file_sel, &scripts, &file_bind, &layout)?,
+        types_and_captures(
+            &file,
+            &file_sel,
+            &scripts,
+            &file_bind,
+            &layout,
+            &opts.signatures,
+        )?,
     ));
-    let mut sink = Some(open_sink(opts)?);
+    let predicate = where_predicate(opts)?;
+    let spans = Rc::new(Cell::new(0));
+    let (sink, lines_out) = open_sink(opts, &spans)?;
+    let rec = open_recorder(opts)?;
+    let (mut sink, mut lines_out) = (Some(sink), Some(lines_out));
 
     let launched = injector::launch(program, args, Duration::from_secs(5))
         .with_context(|| format!("starting {}", program.display()))?;
@@ -387,7 +589,14 @@ pub fn run(program: &Path, args: &[OsString], opts: &HookOptions) -> Result<i32>
         let (sel, by_hook) = select(&target.binary, target.bias, &opts.globs, &scripts)?;
         let (book, captures) = match planned.take() {
             Some((names, tc)) if names == names_of(&sel) => tc,
-            _ => types_and_captures(&target.binary, &sel, &scripts, &by_hook, &layout)?,
+            _ => types_and_captures(
+                &target.binary,
+                &sel,
+                &scripts,
+                &by_hook,
+                &layout,
+                &opts.signatures,
+            )?,
         };
         let started = Instant::now();
         let inst = engine::install(
@@ -436,19 +645,50 @@ pub fn run(program: &Path, args: &[OsString], opts: &HookOptions) -> Result<i32>
     injector::launch::forward_signals(pid)?;
 
     let sink = sink.take().expect("sink").started(&Process::of(pid, &file));
-    let (mut col, gone_switch) =
-        pipeline(&inst, &captures, sink, &target, pid, scripts, by_hook, book);
+    let lines_out = lines_out.take().flatten();
+    let mut views = Views::new(
+        opts, lines_out, &inst, &target, pid, &book, &captures, spans, predicate,
+    );
+    let (mut col, gone_switch) = pipeline(
+        &inst,
+        &captures,
+        sink,
+        &target,
+        pid,
+        scripts,
+        by_hook,
+        book,
+        rec,
+        opts.capture,
+    );
     let mut status = None;
-    consume(&mut inst, &mut col, || {
+    let lines_gone = views.gone.clone();
+    let mut watch = ImageWatch::new(pid, &inst.patches);
+    let mut replaced = false;
+    consume(&mut inst, &mut col, &mut views, || {
         if status.is_none() {
             status = injector::launch::try_wait_exit(pid).ok().flatten();
+        }
+        if status.is_none() && !replaced && watch.replaced() {
+            // The program exec'd: what runs now is not hooked, and scripts must not read it.
+            replaced = true;
+            eprintln!(
+                "gohook: pid {pid} replaced its program (exec): the new program is not hooked"
+            );
+            for g in [&gone_switch, &lines_gone].into_iter().flatten() {
+                g.set(true);
+            }
         }
         // From now on scripts read only the file: the pid is free for reuse.
         if let (Some(_), Some(g)) = (&status, &gone_switch) {
             g.set(true);
         }
+        if let (Some(_), Some(g)) = (&status, &lines_gone) {
+            g.set(true);
+        }
         status.is_some()
     });
+    views.finish()?;
     let stats = col.finish().context("writing spans")?;
     report_drops(&stats);
     report_script_errors(&stats);
@@ -485,15 +725,92 @@ fn alive(pid: i32) -> bool {
     }
 }
 
+/// How process `pid` ended, from its zombie's `/proc/PID/stat` (`exit_code`, field 52) while
+/// its parent has not reaped it: "exited with status N" or "was killed by signal N"; just
+/// "exited" once it is reaped.
+fn exit_words(pid: i32) -> String {
+    let code = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest: Vec<&str> = s.rsplit(')').next()?.split_whitespace().collect();
+            // Fields from 3 (state) on; exit_code is field 52.
+            if rest.first() != Some(&"Z") {
+                return None;
+            }
+            rest.get(52 - 3)?.parse::<i32>().ok()
+        });
+    match code {
+        Some(c) if c & 0x7f == 0 => format!("exited with status {}", (c >> 8) & 0xff),
+        Some(c) => format!("was killed by signal {}", c & 0x7f),
+        None => "exited".to_owned(),
+    }
+}
+
+/// Notices that a hooked process replaced its program (execve): the first patch site no longer
+/// holds gohook's jump (the new image has the file's bytes there, or nothing mapped). Then the
+/// hooks, trampolines and ring went with the old image and nothing may be written into the new
+/// one. Looks at most every [`ImageWatch::EVERY`].
+struct ImageWatch {
+    pid: i32,
+    probe: Option<injector::Patch>,
+    last: Instant,
+}
+
+impl ImageWatch {
+    const EVERY: Duration = Duration::from_millis(100);
+
+    fn new(pid: i32, patches: &injector::PatchSet) -> ImageWatch {
+        ImageWatch {
+            pid,
+            probe: patches.patches().first().cloned(),
+            last: Instant::now(),
+        }
+    }
+
+    /// [`ImageWatch::replaced_now`], at most every [`ImageWatch::EVERY`].
+    fn replaced(&mut self) -> bool {
+        if self.last.elapsed() < Self::EVERY {
+            return false;
+        }
+        self.last = Instant::now();
+        self.replaced_now()
+    }
+
+    /// True when the live process no longer has gohook's bytes at the first patch site.
+    fn replaced_now(&self) -> bool {
+        use std::os::unix::fs::FileExt;
+        let Some(p) = &self.probe else { return false };
+        let mut buf = vec![0u8; p.new.len()];
+        match File::open(format!("/proc/{}/mem", self.pid))
+            .and_then(|f| f.read_exact_at(&mut buf, p.addr))
+        {
+            Ok(()) => buf != p.new,
+            // Unreadable while it lives: the address is no longer mapped.
+            Err(_) => alive(self.pid),
+        }
+    }
+}
+
 /// `gohook attach`: hooks the running process `pid` until it exits, SIGINT/SIGTERM, or
 /// `duration`; then removes every patch (the original bytes come back exactly) and detaches.
 pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Result<()> {
-    let scripts = script::load(&opts.scripts, opts.default_scripts)?;
+    let mut scripts = script::load(&opts.scripts, opts.default_scripts)?;
+    script::configure(&mut scripts, &opts.capture);
     let target = Target::open(None, Some(pid))?;
     let layout = engine::ring_layout(opts.ring_slots)?;
     let (sel, by_hook) = select(&target.binary, target.bias, &opts.globs, &scripts)?;
-    let (book, captures) = types_and_captures(&target.binary, &sel, &scripts, &by_hook, &layout)?;
-    let sink = open_sink(opts)?;
+    let (book, captures) = types_and_captures(
+        &target.binary,
+        &sel,
+        &scripts,
+        &by_hook,
+        &layout,
+        &opts.signatures,
+    )?;
+    let predicate = where_predicate(opts)?;
+    let spans = Rc::new(Cell::new(0));
+    let (sink, lines_out) = open_sink(opts, &spans)?;
+    let rec = open_recorder(opts)?;
     catch_stop_signals();
     // Everything that reads only the file (the g layout may come from DWARF) is done before the
     // world is stopped, to keep the pause short.
@@ -551,29 +868,70 @@ pub fn attach(pid: i32, duration: Option<Duration>, opts: &HookOptions) -> Resul
     announce(pid, &sel, &inst, pause);
 
     let sink = sink.started(&Process::of(pid, &target.binary));
-    let (mut col, gone_switch) =
-        pipeline(&inst, &captures, sink, &target, pid, scripts, by_hook, book);
+    let mut views = Views::new(
+        opts, lines_out, &inst, &target, pid, &book, &captures, spans, predicate,
+    );
+    let (mut col, gone_switch) = pipeline(
+        &inst,
+        &captures,
+        sink,
+        &target,
+        pid,
+        scripts,
+        by_hook,
+        book,
+        rec,
+        opts.capture,
+    );
     let begun = Instant::now();
     let mut gone = false;
-    consume(&mut inst, &mut col, || {
+    let mut replaced = false;
+    let mut watch = ImageWatch::new(pid, &inst.patches);
+    consume(&mut inst, &mut col, &mut views, || {
         gone = !alive(pid);
-        gone || STOP.load(Ordering::SeqCst) || duration.is_some_and(|d| begun.elapsed() >= d)
+        replaced = !gone && watch.replaced();
+        gone || replaced
+            || STOP.load(Ordering::SeqCst)
+            || duration.is_some_and(|d| begun.elapsed() >= d)
     });
-    if gone {
-        eprintln!("gohook: pid {pid} exited");
-        if let Some(g) = &gone_switch {
-            g.set(true);
-        }
-    } else {
+    if !gone && !replaced {
         for id in 0..inst.functions.len() {
             let _ = inst.ring.set_enabled(id as u32, false);
         }
-        inst.patches
-            .revert_in(AttachOptions::default())
-            .context("removing the hooks")?;
+        let reverted = inst.patches.revert_in(AttachOptions::default());
+        if let Err(e) = reverted {
+            // The target may have exited or exec'd between the last look and the stop: then
+            // there is nothing to restore, and that is what gohook says.
+            gone = !alive(pid);
+            replaced = !gone && watch.replaced_now();
+            if !gone && !replaced {
+                return Err(anyhow::Error::new(e).context("removing the hooks"));
+            }
+        }
         // Records written between the last drain and the disable.
-        consume(&mut inst, &mut col, || true);
+        consume(&mut inst, &mut col, &mut views, || true);
+        // No trampoline can run any more: the ring's pages go back, so the mapping left in the
+        // target holds no memory (it would otherwise keep every page the hooks wrote).
+        if !gone && !replaced {
+            if let Err(e) = inst.ring.release_pages() {
+                eprintln!("gohook: {e}");
+            }
+        }
     }
+    if gone || replaced {
+        if gone {
+            eprintln!("gohook: pid {pid} {}", exit_words(pid));
+        } else {
+            eprintln!(
+                "gohook: pid {pid} replaced its program (exec): the hooks went with the old image, nothing to restore"
+            );
+        }
+        if let Some(g) = &gone_switch {
+            g.set(true);
+        }
+        views.target_gone();
+    }
+    views.finish()?;
     let stats = col.finish().context("writing spans")?;
     report_drops(&stats);
     report_script_errors(&stats);

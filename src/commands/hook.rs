@@ -14,9 +14,12 @@ fn options(h: &HookArgs) -> Result<HookOptions> {
     if h.funcs.is_empty() && h.scripts.is_empty() && h.no_default_scripts {
         bail!("nothing to hook: give -f GLOB or -s SCRIPT");
     }
+    let format = h.format.unwrap_or(trace::Format::Pretty);
     Ok(HookOptions {
         globs: h.funcs.clone(),
-        format: h.format,
+        format,
+        signatures: super::trace::signatures(&h.signature)?,
+        view: super::trace::view_options(&h.view, format)?,
         output: h.output.clone(),
         ring_slots: h.ring_slots,
         exits: !h.no_exit,
@@ -24,6 +27,16 @@ fn options(h: &HookArgs) -> Result<HookOptions> {
         chrome_trace: h.chrome_trace.clone(),
         scripts: h.scripts.clone(),
         default_scripts: !h.no_default_scripts,
+        capture: crate::script::redact::Capture {
+            sql_literals: h.capture_sql_literals,
+            url_query: h.capture_url_query,
+            headers: h.capture_headers,
+        },
+        record: None,
+        summary: crate::summary::SummaryOptions {
+            table: h.summary.summary,
+            json: h.summary.summary_json.clone(),
+        },
     })
 }
 

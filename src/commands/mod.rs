@@ -1,10 +1,16 @@
 //! One module per subcommand, plus `target` (opening a binary or a running process's binary).
 
+pub mod completions;
+pub mod disasm;
 pub mod funcs;
 pub mod hook;
 pub mod info;
 pub mod init;
+pub mod record;
+pub mod replay;
+pub mod report;
 pub mod target;
+pub mod trace;
 
 use crate::cli::Command;
 
@@ -16,6 +22,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Info(args) => info::run(&args, &mut out),
         Command::Funcs(args) => funcs::run(&args, &mut out),
         Command::Init(args) => init::run(&args, &mut out),
+        Command::Disasm(args) => disasm::run(&args, &mut out),
+        Command::Completions(args) => completions::completions(&args, &mut out),
+        Command::Man(args) => completions::man(&args, &mut out),
         Command::Run(args) => {
             drop(out);
             let code = hook::run(&args)?;
@@ -24,6 +33,21 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Attach(args) => {
             drop(out);
             return hook::attach(&args);
+        }
+        Command::Record(args) => {
+            drop(out);
+            let code = record::run(&args)?;
+            std::process::exit(code);
+        }
+        Command::Report(args) => report::run(&args, &mut out),
+        Command::Replay(args) => {
+            drop(out);
+            return replay::run(&args);
+        }
+        Command::Trace(args) => {
+            drop(out);
+            let code = trace::run(args)?;
+            std::process::exit(code);
         }
     }?;
     std::io::Write::flush(&mut out)?;
