@@ -913,7 +913,10 @@ fn cyclic_pointers_and_absurd_lengths_end_within_the_limits() {
         assert!(r.len() < 16 * 1024, "{what}: {} bytes: {r}", r.len());
         // Past max_depth a pointer is shown as its address: that is where a cycle ends.
         assert!(r.contains("(*main.Node)(0x"), "{what} is cut: {r}");
-        assert!(r.matches("&main.Node{").count() <= limits.max_depth * 3, "{what}: {r}");
+        assert!(
+            r.matches("&main.Node{").count() <= limits.max_depth * 3,
+            "{what}: {r}"
+        );
     }
     assert!(dec.render(&m, v(nodes, absurd)).starts_with("<error"));
     // Following Next forever just goes round the loop, one bounded read at a time.
