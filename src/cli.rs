@@ -48,6 +48,9 @@ pub enum Command {
     /// Write a starting hook script for each function GLOB selects, pre-filled with its
     /// parameters and results (from DWARF), or with a SIGNATURE to complete (stripped binaries).
     Init(InitArgs),
+    /// Build a small HTTP + SQL example Go service, run it under gohook with its handlers and
+    /// the bundled scripts hooked, send it a few requests and show the spans (needs Go).
+    Demo(DemoArgs),
     /// Disassemble one function with its source lines and gohook's patch plan (the bytes the
     /// entry jump replaces, the returns that get exit hooks) or the reason it is refused; with
     /// --pid, also the live bytes and the trampoline a hooked function jumps to.
@@ -332,6 +335,15 @@ pub struct InfoArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `gohook demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to write and build the example (default: a per-user directory under the
+    /// temporary directory, reused by later runs).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Arguments of `gohook init`.

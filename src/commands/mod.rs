@@ -1,6 +1,7 @@
 //! One module per subcommand, plus `target` (opening a binary or a running process's binary).
 
 pub mod completions;
+pub mod demo;
 pub mod disasm;
 pub mod funcs;
 pub mod hook;
@@ -22,6 +23,11 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Info(args) => info::run(&args, &mut out),
         Command::Funcs(args) => funcs::run(&args, &mut out),
         Command::Init(args) => init::run(&args, &mut out),
+        Command::Demo(args) => {
+            drop(out);
+            let code = demo::run(&args)?;
+            std::process::exit(code);
+        }
         Command::Disasm(args) => disasm::run(&args, &mut out),
         Command::Completions(args) => completions::completions(&args, &mut out),
         Command::Man(args) => completions::man(&args, &mut out),
