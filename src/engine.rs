@@ -340,14 +340,83 @@ pub fn event_from(r: &Record) -> Event {
 }
 
 /// Drains every ring once into `sink`; returns (records, malformed records).
+///
+/// A record stamped later than the time it is read cannot have been written by a trampoline
+/// (they stamp with `RDTSC` before publishing): it is counted as malformed rather than handed
+/// on, so a hostile target cannot make the collector hold records "from the future" without
+/// bound while it waits for their turn.
 pub fn drain(ring: &mut RingReader, mut sink: impl FnMut(Event)) -> (u64, u64) {
     let mut bad = 0;
+    let mut now = crate::clock::rdtsc();
     let stats = ring.drain(u64::MAX, |_, rec| match rec {
+        Ok(r) if from_the_future(r.tsc, &mut now) => bad += 1,
         Ok(r) => sink(event_from(&r)),
         Err(_) => bad += 1,
     });
-    (stats.records, bad)
+    (stats.records - bad.min(stats.records), bad)
+}
+
+/// Whether `tsc` is later than the present, re-reading the TSC (into `now`) only for a stamp
+/// past the last reading. A small allowance covers cross-core TSC skew.
+fn from_the_future(tsc: u64, now: &mut u64) -> bool {
+    const SKEW_TICKS: u64 = 1 << 20; // well under a millisecond at any TSC rate
+    if tsc <= now.saturating_add(SKEW_TICKS) {
+        return false;
+    }
+    *now = crate::clock::rdtsc();
+    tsc > now.saturating_add(SKEW_TICKS)
 }
 
 /// How long the consumer sleeps between drains when the rings were empty.
 pub const IDLE_POLL: Duration = Duration::from_millis(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trampolines::record::{OFF_HOOK_ID, OFF_KIND, OFF_TSC};
+    use trampolines::ring_layout::RING_HEAD;
+
+    /// Writes one entry record stamped `tsc` into ring 0 of a fresh region and drains it.
+    fn drain_one(tsc: u64) -> (u64, u64, usize) {
+        let layout = RingLayout::new(1, 16, 512).unwrap();
+        // The same file mapped twice: the reader's view and the "target's".
+        let path =
+            std::env::temp_dir().join(format!("gohook-engine-test-{}-{tsc}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        file.set_len(layout.region_size()).unwrap();
+        // SAFETY: a private temporary file nobody else maps or resizes.
+        let map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
+        // SAFETY: as above; this second view plays the target's side.
+        let mut target = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
+        let mut ring = RingReader::create(map, layout).unwrap();
+        let slot = layout.slot_offset(0, 0).unwrap() as usize;
+        let head = layout.ring_offset(0).unwrap() as usize + RING_HEAD;
+        let mut rec = [0u8; 512];
+        rec[OFF_HOOK_ID..OFF_HOOK_ID + 4].copy_from_slice(&0u32.to_le_bytes());
+        rec[OFF_KIND] = 1;
+        rec[OFF_TSC..OFF_TSC + 8].copy_from_slice(&tsc.to_le_bytes());
+        target[slot..slot + 512].copy_from_slice(&rec);
+        target[head..head + 8].copy_from_slice(&1u64.to_le_bytes());
+        let mut got = Vec::new();
+        let (n, bad) = drain(&mut ring, |e| got.push(e));
+        (n, bad, got.len())
+    }
+
+    #[test]
+    fn a_record_stamped_in_the_past_is_handed_on() {
+        assert_eq!(drain_one(crate::clock::rdtsc() - 1000), (1, 0, 1));
+    }
+
+    #[test]
+    fn a_record_stamped_in_the_future_is_counted_as_malformed_not_held() {
+        assert_eq!(drain_one(u64::MAX), (0, 1, 0));
+        assert_eq!(drain_one(crate::clock::rdtsc() + (1 << 40)), (0, 1, 0));
+    }
+}
