@@ -48,19 +48,27 @@ fn the_stack_check_is_unsafe_and_the_body_has_async_safe_points() {
     for (tc, b) in binaries() {
         let t = &b.pclntab;
         let f = named(t, "main.main");
-        // main.main opens with LEAQ -d(SP),R12 (5 bytes); CMPQ R12,16(R14) (4); JBE rel32 (6).
-        // Observed on 1.19, 1.21 and 1.26: the entry and the CMPQ are async-safe (resuming there
-        // just redoes the check); the JBE is unsafe (-2), so a goroutine never resumes between
-        // the compare and its branch.
+        // main.main opens with its stack check (CMPQ SP or LEAQ -d(SP),R12 + CMPQ R12, then
+        // JBE to morestack). Observed on 1.19, 1.21 and 1.26: the entry and the CMPQ are
+        // async-safe (resuming there just redoes the check); the JBE is unsafe (-2), so a
+        // goroutine never resumes between the compare and its branch.
         assert_eq!(
             t.unsafe_point_at(f.entry),
             Some(UnsafePoint::Safe),
             "{tc}: entry"
         );
+        let code = b.elf.bytes_at(f.entry, 32).unwrap();
+        let jbe = iced_x86::Decoder::with_ip(64, code, f.entry, iced_x86::DecoderOptions::NONE)
+            .into_iter()
+            .take(4)
+            .find(|i| i.mnemonic() == iced_x86::Mnemonic::Jbe)
+            .expect("the stack check's JBE within the first four instructions")
+            .ip();
         assert_eq!(
-            t.unsafe_point_at(f.entry + 9),
+            t.unsafe_point_at(jbe),
             Some(UnsafePoint::Unsafe),
-            "{tc}: the JBE of the check"
+            "{tc}: the JBE of the check at +{}",
+            jbe - f.entry
         );
         let runs = t.unsafe_points(&f);
         assert_eq!(
