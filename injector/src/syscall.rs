@@ -216,18 +216,7 @@ impl Remote {
     /// too small. Call [`Remote::release`] when done to put the area's bytes back.
     pub fn with_scratch(mut self, world: &World, area: Scratch) -> Result<Remote> {
         let pid = world.pid();
-        let longest = trampolines::syscall_stub::syscall_stub(
-            area.addr,
-            u64::MAX,
-            [u64::MAX; 6],
-            u64::MAX,
-            true,
-        )
-        .map_err(|e| Error::BadMapping {
-            pid,
-            addr: area.addr,
-            what: format!("syscall stub: {e}"),
-        })?;
+        let longest = stub_at(pid, area.addr, u64::MAX, [u64::MAX; 6], u64::MAX, true)?;
         if (longest.code.len() as u64) > area.len {
             return Err(Error::BadMapping {
                 pid,
@@ -295,18 +284,14 @@ impl Remote {
             Some(lent) => {
                 // The thread enters the stub with its own registers: only RIP differs.
                 let skip_red_zone = !lent.area.no_red_zone.contains(&back.rip);
-                let stub = trampolines::syscall_stub::syscall_stub(
+                let stub = stub_at(
+                    world.pid(),
                     lent.area.addr,
                     nr as u64,
                     args,
                     back.rip,
                     skip_red_zone,
-                )
-                .map_err(|e| Error::BadMapping {
-                    pid: world.pid(),
-                    addr: lent.area.addr,
-                    what: format!("syscall stub: {e}"),
-                })?;
+                )?;
                 world.memory().write_bytes(lent.area.addr, &stub.code)?;
                 let mut regs = back;
                 regs.rip = lent.area.addr;
@@ -502,6 +487,24 @@ impl Remote {
         self.checked(world, "close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
             .map(drop)
     }
+}
+
+/// The self-restoring stub for syscall `nr(args…)` placed at `addr`, returning to `resume`.
+fn stub_at(
+    pid: i32,
+    addr: u64,
+    nr: u64,
+    args: [u64; 6],
+    resume: u64,
+    skip_red_zone: bool,
+) -> Result<trampolines::syscall_stub::SyscallStub> {
+    trampolines::syscall_stub::syscall_stub(addr, nr, args, resume, skip_red_zone).map_err(|e| {
+        Error::BadMapping {
+            pid,
+            addr,
+            what: format!("syscall stub: {e}"),
+        }
+    })
 }
 
 /// The registers to put back after an injected syscall. If the thread had been stopped inside a

@@ -11,6 +11,8 @@
 //! the syscall-exit stop with the injected registers in most rounds: `read` "returns" the pid
 //! and torture panics in bufio.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,14 +29,6 @@ impl Drop for Reaper {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn tracer_of(pid: u32) -> Option<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("TracerPid:"))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Helper run in a child process by the test below: attaches to `GOHOOK_TEST_PID` and injects
@@ -151,10 +145,14 @@ fn a_tracer_killed_inside_injected_syscalls_leaves_the_thread_running_its_own_co
         );
 
         let t0 = Instant::now();
-        while tracer_of(pid) != Some(0) && t0.elapsed() < Duration::from_secs(5) {
+        while support::tracer_of(pid as i32) != 0 && t0.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(tracer_of(pid), Some(0), "round {round}: left traced");
+        assert_eq!(
+            support::tracer_of(pid as i32),
+            0,
+            "round {round}: left traced"
+        );
         let wrote = writeln!(stdin, "go");
         drop(stdin);
         let mut rest = Vec::new();
