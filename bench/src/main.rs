@@ -7,8 +7,8 @@
 //! ```
 //!
 //! `measure` starts the OpenTelemetry Collector (fixtures/go/otelcol) on core 0, then for each
-//! round runs every scenario once: the service pinned to core 1 (agents inherit or are pinned
-//! there too), a 2 s warm-up, a saturation phase (wrk on core 0), a fixed-rate phase (oha on
+//! round runs every scenario once: the service pinned to core 1, the out-of-process agents on
+//! core 0 (but for `gohook-shared`, which measures gohook on the service's core), a 2 s warm-up, a saturation phase (wrk on core 0), a fixed-rate phase (oha on
 //! core 0); CPU from /proc/PID/stat, peak RSS from /proc/PID/status. It writes
 //! `DIR/results.json`. `report` turns that and the micro benchmarks' saved output
 //! (`DIR/hook_overhead.txt`, `DIR/capacity.txt`) into the Markdown file and two SVG plots
@@ -31,9 +31,14 @@ use gohook_bench::{
 
 type Res<T> = Result<T, String>;
 
-/// Core of the service and the agents; core of the load generators and the collector.
+/// Core of the service; core of the load generators and the collector.
 const SVC_CORE: &str = "1";
 const LOAD_CORE: &str = "0";
+/// Core of the out-of-process agents (gohook, bpftrace, the eBPF agent's user-space half): off
+/// the service's core, as an operator would place them; in-process work (the SDK, Orchestrion,
+/// uprobe and BPF programs, which run in the service's threads) stays on the service's core.
+/// The `gohook-shared` scenario keeps gohook on the service's core to show that cost too.
+const AGENT_CORE: &str = LOAD_CORE;
 /// Connections of both load generators.
 const CONNS: &str = "32";
 
@@ -392,21 +397,35 @@ fn start(name: &str, env: &Env, round: u32) -> Res<Running> {
                 port,
             })
         }
-        "gohook-otlp" | "gohook-json" => {
+        "gohook-otlp" | "gohook-json" | "gohook-shared" => {
             let (o, e) = log_file(&agent_log)?;
             drop(o);
+            // The service inherits the service core from `taskset`; gohook's own threads move
+            // to the agent core once the service runs (unless the scenario shares the core).
             let mut c = Command::new("taskset");
             c.args(["-c", SVC_CORE]).arg(&env.gohook).arg("run");
             c.args(["--format", "json", "-o", "/dev/null"]);
-            if name == "gohook-otlp" {
+            if name != "gohook-json" {
                 c.args(["--otlp", &env.otlp]);
             }
             c.arg("--").arg(&base).args(["-addr", "127.0.0.1:0"]);
             c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(e);
-            let (agent, port) = spawn_svc(c)?;
-            let svc_pid = *children(agent.id())
-                .first()
-                .ok_or("gohook run has no child process")?;
+            let (mut agent, port) = spawn_svc(c)?;
+            let Some(&svc_pid) = children(agent.id()).first() else {
+                stop(&mut agent, libc::SIGKILL, Duration::from_secs(1));
+                return Err("gohook run has no child process".into());
+            };
+            if name != "gohook-shared" {
+                let moved = Command::new("taskset")
+                    .args(["-a", "-p", "-c", AGENT_CORE, &agent.id().to_string()])
+                    .stdout(Stdio::null())
+                    .status()
+                    .map_err(|e| format!("taskset: {e}"))?;
+                if !moved.success() {
+                    stop(&mut agent, libc::SIGKILL, Duration::from_secs(1));
+                    return Err(format!("taskset could not move gohook: {moved}"));
+                }
+            }
             Ok(Running {
                 svc: None,
                 svc_pid,
@@ -424,7 +443,7 @@ fn start(name: &str, env: &Env, round: u32) -> Res<Running> {
             );
             let (o, e) = log_file(&agent_log)?;
             let mut agent = Command::new("taskset")
-                .args(["-c", SVC_CORE, "bpftrace", "-e", &prog])
+                .args(["-c", AGENT_CORE, "bpftrace", "-e", &prog])
                 .stdin(Stdio::null())
                 .stdout(o)
                 .stderr(e)
@@ -452,7 +471,7 @@ fn start(name: &str, env: &Env, round: u32) -> Res<Running> {
             let (svc, port) = spawn_svc(svc_cmd(&base))?;
             let (o, e) = log_file(&agent_log)?;
             let mut agent = Command::new("taskset")
-                .args(["-c", SVC_CORE])
+                .args(["-c", AGENT_CORE])
                 .arg(env.bins.join("otel-go-instrumentation"))
                 .args(["-target-pid", &svc.id().to_string()])
                 .env("OTEL_EXPORTER_OTLP_ENDPOINT", &env.otlp)
@@ -660,6 +679,7 @@ fn measure(a: &Args) -> Res<()> {
         ("manual", "benchsvc built with `-tags otel`: otelhttp on both handlers, a manual client span around the INSERT, OTel Go SDK batch processor, OTLP/HTTP to the collector"),
         ("gohook-otlp", "the baseline binary under `gohook run --format json -o /dev/null --otlp URL` (bundled scripts: net/http.serverHandler.ServeHTTP and database/sql.(*DB).execDC, entry and exit), spans to the collector"),
         ("gohook-json", "the same without `--otlp`: spans formatted as JSON lines to /dev/null, to separate the export cost"),
+        ("gohook-shared", "gohook-otlp with gohook's own process left on the service's core (every other agent runs on the load core): what gohook costs when it cannot be placed elsewhere"),
         ("uprobe", "the baseline binary with bpftrace counting entry uprobes on the same two functions (`@calls[...] = count()`, no exit probes, no span)"),
         ("otel-auto", "the baseline binary with OpenTelemetry Go auto-instrumentation (go.opentelemetry.io/auto CLI, eBPF) attached by PID, OTLP/HTTP to the collector"),
         ("orchestrion", "benchsvc rebuilt with `orchestrion go build` (Datadog's compile-time injection, dd-trace-go); its tracer reports to a local sink that answers 200 to everything (it speaks the Datadog agent protocol, not OTLP)"),
@@ -748,8 +768,10 @@ fn measure(a: &Args) -> Res<()> {
     setup.insert(
         "pinning".into(),
         format!(
-            "service and its agent (gohook, bpftrace, otel-go-instrumentation) on core {SVC_CORE} \
-             (taskset); wrk, oha and the OTel Collector on core {LOAD_CORE}"
+            "service on core {SVC_CORE} (taskset; in-process instrumentation, uprobe and BPF \
+             programs run in its threads there); the out-of-process agents (gohook, bpftrace, \
+             otel-go-instrumentation) on core {AGENT_CORE}, except in gohook-shared; wrk, oha and \
+             the OTel Collector on core {LOAD_CORE}"
         ),
     );
     setup.insert(
@@ -796,7 +818,7 @@ fn measure(a: &Args) -> Res<()> {
                         s.agent_cpu_fixed
                     );
                     let mut s = s;
-                    if ["manual", "gohook-otlp", "otel-auto"].contains(&sc.name.as_str()) {
+                    if ["manual", "gohook-otlp", "gohook-shared", "otel-auto"].contains(&sc.name.as_str()) {
                         let note = format!("collector received {spans} spans");
                         s.agent_note = Some(match s.agent_note {
                             Some(n) => format!("{n} / {note}"),

@@ -423,9 +423,17 @@ fn reading(r: &Results) -> Vec<String> {
             out.push(format!(
                 "gohook is not the cheapest here: {first} loses less throughput. gohook does \
                  more per request than that row (it decodes arguments, runs the bundled Rhai \
-                 scripts, builds and exports spans), and its agent shares the service's core."
+                 scripts, builds and exports spans)."
             ));
         }
+    }
+    if let (Some(o), Some(sh)) = (loss_pct(r, "gohook-otlp"), loss_pct(r, "gohook-shared")) {
+        out.push(format!(
+            "Placement: gohook loses {o:.1}% with its process on the load core and {sh:.1}% when \
+             it shares the service's core (gohook-shared): its per-span work (scripts, span \
+             building, export) runs in its own process, so it costs the service only where they \
+             share a core."
+        ));
     }
     if let Some(m) = r.figure("gohook-otlp", dropped) {
         if m.max > 0.0 {
