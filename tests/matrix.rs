@@ -3,14 +3,16 @@
 //!
 //! * torture under `gohook run` with its hot functions hooked: exit 0, the output it prints
 //!   unhooked, one span per call of every hooked function;
-//! * httpsvc (net/http + database/sql + SQLite) under `gohook attach --duration` while client
+//! * httpsvc (net/http + database/sql) under `gohook attach --duration` while client
 //!   threads keep requesting: no failed request, a handler span for every request made inside
-//!   the attached window, the text restored byte for byte after detach.
+//!   the attached window, the text restored byte for byte after detach. httpsvc is built with
+//!   `-tags memdb` ([`HTTPSVC_TAGS`]): the same handlers and database/sql call paths over the
+//!   fixture's in-memory driver instead of modernc.org/sqlite, whose cold build costs 11–23
+//!   minutes per (release, mode) on two cores and which Go 1.19 cannot build at all.
 //!
 //! Releases: the newest patch of every Go minor release from 1.21 on ([`FULL_MATRIX`]), each
-//! through `GOTOOLCHAIN`, plus Debian's `golang-1.19-go` package (Go 1.19.8), which gohook reads
-//! but whose cell can only be the torture half (see [`debian_go_119`]). Modes: every
-//! [`Variant`].
+//! through `GOTOOLCHAIN`, plus Debian's `golang-1.19-go` package (Go 1.19.8, see
+//! [`debian_go_119`]). Modes: every [`Variant`].
 //!
 //! Which cells run, from `GOHOOK_MATRIX`:
 //!
@@ -25,9 +27,7 @@
 //! longer the request's (implausible strings, nil `URL`) and gohook reports script errors; see
 //! RELIABILITY.md.
 //!
-//! `GOHOOK_MATRIX_CHECKS=torture` (or `attach`) runs only that half of each cell: a cold build of
-//! httpsvc compiles SQLite for every (release, mode), minutes each, while torture builds in
-//! seconds once the standard library is compiled.
+//! `GOHOOK_MATRIX_CHECKS=torture` (or `attach`) runs only that half of each cell.
 //!
 //! The cells run one after the other and a table of all of them is printed (run with
 //! `--nocapture` to see it on success; `GOHOOK_MATRIX_TABLE=FILE` also writes it to FILE); the
@@ -54,6 +54,9 @@ const ATTACH: Duration = Duration::from_secs(3);
 
 /// Client threads of the load during the attach.
 const CLIENTS: usize = 4;
+
+/// httpsvc's build tags in the matrix: its in-memory database/sql driver (see the module doc).
+const HTTPSVC_TAGS: &[&str] = &["memdb"];
 
 /// A Go release of the matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,18 +187,17 @@ fn scratch(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// Builds torture with Debian's Go 1.19, cached like the fixture builder does; `Ok(None)`
-/// when the package is not installed.
+/// Builds `program` (with `tags`) with Debian's Go 1.19, cached like the fixture builder does;
+/// `Ok(None)` when the package is not installed.
 ///
-/// Go 1.19 builds torture as it is (its `go 1.21` line is advisory before Go 1.21), but not
-/// httpsvc: modernc.org/sqlite v1.33.1 uses `runtime.Pinner` (Go 1.21), and Go 1.19 stops with
-/// `undefined: runtime.Pinner`. So this release's cell is torture only.
-fn debian_go_119() -> Result<Option<PathBuf>, String> {
+/// Go 1.19 builds the fixtures as they are (their `go 1.21` line is advisory before Go 1.21);
+/// httpsvc only with `-tags memdb`: modernc.org/sqlite v1.33.1 uses `runtime.Pinner` (Go 1.21).
+fn debian_go_119(program: &str, tags: &[&str]) -> Result<Option<PathBuf>, String> {
     if !Path::new(DEBIAN_GO_119).is_file() {
         return Ok(None);
     }
     use std::hash::{Hash, Hasher};
-    let src = fixtures::source_dir("torture");
+    let src = fixtures::source_dir(program);
     let mut h = std::collections::hash_map::DefaultHasher::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&src)
         .map_err(|e| format!("{}: {e}", src.display()))?
@@ -206,17 +208,19 @@ fn debian_go_119() -> Result<Option<PathBuf>, String> {
         f.file_name().hash(&mut h);
         std::fs::read(f).unwrap_or_default().hash(&mut h);
     }
-    let dir = fixtures::cache_dir().join(format!("torture-debian-go1.19-{:016x}", h.finish()));
-    let exe = dir.join("torture");
+    tags.hash(&mut h);
+    let dir = fixtures::cache_dir().join(format!("{program}-debian-go1.19-{:016x}", h.finish()));
+    let exe = dir.join(program);
     if exe.is_file() {
         return Ok(Some(exe));
     }
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let tmp = dir.join(format!(".torture.{}.tmp", std::process::id()));
+    let tmp = dir.join(format!(".{program}.{}.tmp", std::process::id()));
     let out = Command::new(DEBIAN_GO_119)
         .arg("build")
         .arg("-o")
         .arg(&tmp)
+        .arg(format!("-tags={}", tags.join(",")))
         .arg(".")
         .current_dir(&src)
         .env("GOTOOLCHAIN", "local")
@@ -226,7 +230,7 @@ fn debian_go_119() -> Result<Option<PathBuf>, String> {
         .map_err(|e| format!("running {DEBIAN_GO_119}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "Go 1.19 build of torture failed: {}",
+            "Go 1.19 build of {program} failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
@@ -244,30 +248,8 @@ fn checks() -> (bool, bool) {
     }
 }
 
-/// Whether the attach half runs in this cell. Each (release, mode) needs its own cold build of
-/// httpsvc's SQLite driver (minutes on two cores), so the default slice attaches only where the
-/// rest of the default suite already pays for that build (releases of `DEFAULT_MATRIX`, default
-/// or stripped, whose compile caches they share); `GOHOOK_MATRIX_CHECKS=all` or `attach`, or a
-/// `GOHOOK_MATRIX` other than the slice, attaches in every cell.
-fn attach_here(cell: &Cell, asked: bool) -> bool {
-    let explicit = std::env::var_os("GOHOOK_MATRIX_CHECKS").is_some();
-    let slice = matches!(
-        std::env::var("GOHOOK_MATRIX").as_deref(),
-        Err(_) | Ok("") | Ok("slice")
-    ) && std::env::var("GOHOOK_FULL_MATRIX").as_deref() != Ok("1");
-    if !asked {
-        return false;
-    }
-    if explicit || !slice {
-        return true;
-    }
-    matches!(cell.release, Release::Go(v) if fixtures::DEFAULT_MATRIX.contains(&v))
-        && matches!(cell.variant, Variant::Default | Variant::Stripped)
-}
-
 fn run_cell(cell: &Cell) -> Row {
     let (do_torture, do_attach) = checks();
-    let do_attach = attach_here(cell, do_attach);
     let tag = format!(
         "{}-{}",
         cell.release.name().replace([' ', '(', ')'], ""),
@@ -282,54 +264,64 @@ fn run_cell(cell: &Cell) -> Row {
         note: "not run (GOHOOK_MATRIX_CHECKS)",
     };
     match &cell.release {
-        Release::Debian119 if !do_torture => {}
         Release::Debian119 => {
-            row.note = "torture only: httpsvc's SQLite driver needs Go 1.21 (runtime.Pinner)";
-            match debian_go_119() {
-                Ok(Some(exe)) => {
-                    row.build_secs = started.elapsed().as_secs_f64();
-                    row.torture =
-                        cells::torture_under_run(&exe, &scratch(&format!("torture-{tag}.json")))
-                            .map(Some);
-                }
-                Ok(None) => {
+            let torture = do_torture.then(|| debian_go_119("torture", &[]));
+            let httpsvc = do_attach.then(|| debian_go_119("httpsvc", HTTPSVC_TAGS));
+            row.build_secs = started.elapsed().as_secs_f64();
+            match (torture, httpsvc) {
+                (Some(Ok(None)), _) | (_, Some(Ok(None))) => {
                     assert!(
                         std::env::var_os("CI").is_none(),
                         "{DEBIAN_GO_119} missing: .ci/run installs golang-1.19-go"
                     );
                     row.note = "not run: apt-get install golang-1.19-go";
                 }
-                Err(e) => row.torture = Err(e),
+                (torture, httpsvc) => {
+                    if let Some(exe) = torture {
+                        row.torture = exe.and_then(|exe| match exe {
+                            Some(exe) => torture_cell(&exe, &tag),
+                            None => Ok(None),
+                        });
+                    }
+                    if let Some(exe) = httpsvc {
+                        row.attach = exe.and_then(|exe| match exe {
+                            Some(exe) => attach_cell(&exe, &tag),
+                            None => Ok(None),
+                        });
+                    }
+                }
             }
         }
         Release::Go(v) => {
             let tc = Toolchain::release(v);
             let torture = do_torture.then(|| fixtures::build("torture", cell.variant, &tc));
-            let httpsvc = do_attach.then(|| fixtures::build("httpsvc", cell.variant, &tc));
+            let httpsvc = do_attach
+                .then(|| fixtures::build_tagged("httpsvc", HTTPSVC_TAGS, cell.variant, &tc));
             row.build_secs = started.elapsed().as_secs_f64();
             if let Some(exe) = torture {
-                row.torture = exe
-                    .and_then(|exe| {
-                        cells::torture_under_run(&exe, &scratch(&format!("torture-{tag}.json")))
-                    })
-                    .map(Some);
+                row.torture = exe.and_then(|exe| torture_cell(&exe, &tag));
             }
             if let Some(exe) = httpsvc {
-                row.attach = exe
-                    .and_then(|exe| {
-                        cells::httpsvc_attach_under_load(
-                            &exe,
-                            &scratch(&format!("httpsvc-{tag}.json")),
-                            ATTACH,
-                            CLIENTS,
-                            std::env::var("GOHOOK_MATRIX_SCRIPTS").is_ok_and(|v| v == "1"),
-                        )
-                    })
-                    .map(Some);
+                row.attach = exe.and_then(|exe| attach_cell(&exe, &tag));
             }
         }
     }
     row
+}
+
+fn torture_cell(exe: &Path, tag: &str) -> Result<Option<cells::TortureFigures>, String> {
+    cells::torture_under_run(exe, &scratch(&format!("torture-{tag}.json"))).map(Some)
+}
+
+fn attach_cell(exe: &Path, tag: &str) -> Result<Option<cells::AttachFigures>, String> {
+    cells::httpsvc_attach_under_load(
+        exe,
+        &scratch(&format!("httpsvc-{tag}.json")),
+        ATTACH,
+        CLIENTS,
+        std::env::var("GOHOOK_MATRIX_SCRIPTS").is_ok_and(|v| v == "1"),
+    )
+    .map(Some)
 }
 
 fn one_line(e: &str) -> String {

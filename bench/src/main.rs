@@ -818,7 +818,9 @@ fn measure(a: &Args) -> Res<()> {
                         s.agent_cpu_fixed
                     );
                     let mut s = s;
-                    if ["manual", "gohook-otlp", "gohook-shared", "otel-auto"].contains(&sc.name.as_str()) {
+                    if ["manual", "gohook-otlp", "gohook-shared", "otel-auto"]
+                        .contains(&sc.name.as_str())
+                    {
                         let note = format!("collector received {spans} spans");
                         s.agent_note = Some(match s.agent_note {
                             Some(n) => format!("{n} / {note}"),
