@@ -19,8 +19,12 @@
 //! +48  m_id        u64   m.id of the recording thread (= ring index)
 //! +56  ints[9]     u64   RAX RBX RCX RDI RSI R8 R9 R10 R11 (results at exit)
 //! +128 floats[15]  u64   low 64 bits of X0..X14
-//! +248 strings[4]  {copied u32, len u32}   bytes copied, original length clamped to u32
-//! +288 data        string i's bytes at DATA + i * string_cap
+//! +248 strings[8]  {copied u32, len u32}   bytes copied, original length clamped to u32
+//! +312 data        string i's bytes at DATA + i * string_cap
+//!
+//! A "string" is a string argument (pointer and length in registers) or a path capture (a field
+//! reached from a pointer argument, read at the call: see `stub::PathCapture`); path captures
+//! follow the string arguments.
 //! ```
 
 use thiserror::Error;
@@ -56,14 +60,14 @@ pub const OFF_FLOATS: usize = 128;
 /// Offset of the string descriptors (MAX_STRINGS x {copied u32, len u32}).
 pub const OFF_STRINGS: usize = 248;
 /// Offset of the string bytes; capture i starts at `OFF_DATA + i * string_cap`.
-pub const OFF_DATA: usize = 288;
+pub const OFF_DATA: usize = 312;
 /// Bytes of a record before the string data: the smallest legal slot.
 pub const FIXED_SIZE: usize = OFF_DATA;
 
 /// Flag bit: `parent_goid` holds a real value.
 pub const FLAG_HAS_PARENT: u8 = 1;
-/// Maximum string captures per record.
-pub const MAX_STRINGS: usize = 4;
+/// Maximum string captures (string arguments and path captures) per record.
+pub const MAX_STRINGS: usize = 8;
 /// Number of integer argument/result registers in the Go register ABI.
 pub const N_INT_REGS: usize = 9;
 /// Number of float argument/result registers (X0..X14; X15 is the fixed zero).

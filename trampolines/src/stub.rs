@@ -88,6 +88,38 @@ pub struct StringCapture {
     pub len: IntReg,
 }
 
+/// A value reached from a pointer argument and copied at the call, so a script reads it as it
+/// was then, not as the (possibly reused) memory is when the record is read: e.g.
+/// `req.URL.Path` of `req *http.Request` is `base = RDI, derefs = [16], last = 56, String`.
+///
+/// The trampoline starts from `base`'s value, loads `[p + d]` for each `d` of `derefs`, then reads
+/// the value at `p + last`. A nil pointer anywhere records an empty capture, never a fault. The
+/// same trust as a string argument's copy: a non-nil Go pointer of the declared type is valid at
+/// the call, since the argument keeps its object alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathCapture {
+    /// The argument register holding the first pointer.
+    pub base: IntReg,
+    /// Offsets of the pointer fields followed, in order (at most [`MAX_PATH_DEREFS`]).
+    pub derefs: Vec<i32>,
+    /// Offset of the captured value in the last struct.
+    pub last: i32,
+    /// What the value is.
+    pub kind: PathValue,
+}
+
+/// The captured value of a [`PathCapture`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathValue {
+    /// A Go string header (pointer, length): its bytes are copied like a string argument's.
+    String,
+    /// `n` bytes (1 to 8) of a scalar or pointer, copied as they are.
+    Word(u8),
+}
+
+/// Most pointer fields a [`PathCapture`] follows.
+pub const MAX_PATH_DEREFS: usize = 4;
+
 /// What a record carries beyond the fixed fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureSpec {
@@ -95,8 +127,11 @@ pub struct CaptureSpec {
     pub int_mask: u16,
     /// Bit i: store the low 64 bits of `X<i>` (15 bits; X15 is always zero).
     pub float_mask: u16,
-    /// Up to [`MAX_STRINGS`] strings; only meaningful at entry.
+    /// String arguments; only meaningful at entry.
     pub strings: Vec<StringCapture>,
+    /// Values reached from pointer arguments, recorded after the strings (entry only). Strings
+    /// and paths together are at most [`MAX_STRINGS`].
+    pub paths: Vec<PathCapture>,
     /// Bytes copied per string at most.
     pub string_cap: u16,
 }
@@ -108,6 +143,7 @@ impl CaptureSpec {
             int_mask: (1 << N_INT_REGS) - 1,
             float_mask: 0,
             strings: vec![],
+            paths: vec![],
             string_cap: 0,
         }
     }
@@ -234,17 +270,32 @@ fn validate(ctx: &StubContext) -> Result<(), StubError> {
             "register mask names a register past R11/X14".into(),
         ));
     }
-    if c.strings.len() > MAX_STRINGS {
+    let n = c.strings.len() + c.paths.len();
+    if n > MAX_STRINGS {
         return Err(StubError::BadCapture(format!(
-            "{} strings, at most {MAX_STRINGS}",
-            c.strings.len()
+            "{n} strings and path captures, at most {MAX_STRINGS}"
         )));
     }
-    let need = record::FIXED_SIZE + c.strings.len() * c.string_cap as usize;
+    for p in &c.paths {
+        if p.derefs.len() > MAX_PATH_DEREFS {
+            return Err(StubError::BadCapture(format!(
+                "a path capture follows {} pointers, at most {MAX_PATH_DEREFS}",
+                p.derefs.len()
+            )));
+        }
+        if let PathValue::Word(w) = p.kind {
+            if !(1..=8).contains(&w) || w as u16 > c.string_cap {
+                return Err(StubError::BadCapture(format!(
+                    "a {w}-byte word capture (1 to 8 bytes, within the {}-byte budget)",
+                    c.string_cap
+                )));
+            }
+        }
+    }
+    let need = record::FIXED_SIZE + n * c.string_cap as usize;
     if need > ctx.layout.slot_size() as usize {
         return Err(StubError::BadCapture(format!(
-            "{} strings of {} bytes need a {need}-byte slot; the ring has {}",
-            c.strings.len(),
+            "{n} strings of {} bytes need a {need}-byte slot; the ring has {}",
             c.string_cap,
             ctx.layout.slot_size()
         )));
@@ -334,7 +385,7 @@ fn emit_record(
         0
     };
     let n_strings = if kind == RecordKind::Entry {
-        c.strings.len()
+        c.strings.len() + c.paths.len()
     } else {
         0
     };
@@ -384,12 +435,17 @@ fn emit_record(
     a.lea(rdx, qword_ptr(rsp + f.bytes()))?;
     a.sub(rax, rdx)?;
     a.mov(qword_ptr(r13 + record::OFF_DEPTH as i32), rax)?;
-    if kind == RecordKind::Entry && !c.strings.is_empty() {
+    if kind == RecordKind::Entry && n_strings > 0 {
         for r in [rcx, rsi, rdi] {
             f.push(a, r)?;
         }
         for (i, s) in c.strings.iter().enumerate() {
-            emit_string_copy(a, i, s, c.string_cap, f)?;
+            f.load_arg(a, rsi, s.ptr)?;
+            f.load_arg(a, rcx, s.len)?;
+            emit_string_copy(a, i, c.string_cap)?;
+        }
+        for (j, p) in c.paths.iter().enumerate() {
+            emit_path_copy(a, c.strings.len() + j, p, c.string_cap, f)?;
         }
         for _ in 0..3 {
             f.pop(a)?;
@@ -433,22 +489,54 @@ const INT_REG_ORDER: [IntReg; N_INT_REGS] = [
     IntReg::R11,
 ];
 
-/// Copies `min(len, cap)` bytes of string `i` into the slot (r13). A length <= 0 or a nil pointer
-/// copies nothing. Uses RSI/RDI/RCX/RDX/RAX, all saved in `f`.
-fn emit_string_copy(
+/// Follows path capture `p` from its base argument and copies its value as capture `i`: RSI and
+/// RCX get the value's (pointer, length) (for a word: its address and size), then the string
+/// copy runs. A nil pointer on the way records an empty capture. Uses RSI/RDI/RCX/RDX/RAX, all
+/// saved in `f`.
+fn emit_path_copy(
     a: &mut CodeAssembler,
     i: usize,
-    s: &StringCapture,
+    p: &PathCapture,
     cap: u16,
     f: &Frame,
 ) -> Result<(), StubError> {
+    let desc = (record::OFF_STRINGS + 8 * i) as i32;
+    let mut nil = a.create_label();
+    let mut next = a.create_label();
+    f.load_arg(a, rsi, p.base)?;
+    for d in &p.derefs {
+        a.test(rsi, rsi)?;
+        a.jz(nil)?;
+        a.mov(rsi, qword_ptr(rsi + *d))?;
+    }
+    a.test(rsi, rsi)?;
+    a.jz(nil)?;
+    match p.kind {
+        PathValue::String => {
+            a.mov(rcx, qword_ptr(rsi + p.last + 8))?;
+            a.mov(rsi, qword_ptr(rsi + p.last))?;
+        }
+        PathValue::Word(w) => {
+            a.lea(rsi, qword_ptr(rsi + p.last))?;
+            a.mov(ecx, w as u32)?;
+        }
+    }
+    emit_string_copy(a, i, cap)?;
+    a.jmp(next)?;
+    a.set_label(&mut nil)?;
+    a.mov(qword_ptr(r13 + desc), 0)?;
+    a.set_label(&mut next)?;
+    Ok(())
+}
+
+/// Copies `min(len, cap)` bytes from RSI (length in RCX) as string `i` into the slot (r13). A
+/// length <= 0 or a nil pointer copies nothing. Uses RSI/RDI/RCX/RDX/RAX, all saved by the caller.
+fn emit_string_copy(a: &mut CodeAssembler, i: usize, cap: u16) -> Result<(), StubError> {
     let desc = (record::OFF_STRINGS + 8 * i) as i32;
     let data = (record::OFF_DATA + i * cap as usize) as i32;
     let mut empty = a.create_label();
     let mut next = a.create_label();
     let mut fits = a.create_label();
-    f.load_arg(a, rsi, s.ptr)?;
-    f.load_arg(a, rcx, s.len)?;
     // Original length, clamped to u32::MAX (0 if negative).
     a.xor(eax, eax)?;
     a.mov(edx, u32::MAX)?;

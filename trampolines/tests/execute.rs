@@ -8,7 +8,7 @@ use trampolines::epilogue::EpilogueShape;
 use trampolines::prologue::StackCheckShape;
 use trampolines::record::RecordKind;
 use trampolines::ring_layout::{self as rl, RingLayout};
-use trampolines::stub::{CaptureSpec, IntReg, StringCapture};
+use trampolines::stub::{CaptureSpec, IntReg, PathCapture, PathValue, StringCapture};
 
 fn layout(slots: u32) -> RingLayout {
     RingLayout::new(2, slots, 512).unwrap()
@@ -94,6 +94,7 @@ fn string_arguments_are_copied_up_to_the_cap() {
                 len: IntReg::R10,
             },
         ],
+        paths: vec![],
         string_cap: 8,
     };
     let mut env = Env::new(Hooks::Entry, layout(8), spec, 9);
@@ -118,6 +119,102 @@ fn string_arguments_are_copied_up_to_the_cap() {
     assert_eq!(s[1].bytes, b"abc");
     assert!(!s[1].truncated());
     assert!(s[2].bytes.is_empty());
+}
+
+/// Go-shaped memory for path captures: `req` points at a struct whose word 2 points at a `url`
+/// struct holding a string header at offset 8 and whose word 4 is a flag.
+#[repr(C)]
+struct FakeUrl {
+    scheme: u64,
+    path: (*const u8, usize),
+}
+#[repr(C)]
+struct FakeReq {
+    method: (*const u8, usize),
+    url: *const FakeUrl,
+    _pad: u64,
+    tls: u64,
+}
+
+fn path_spec(cap: u16) -> CaptureSpec {
+    let path = |derefs: Vec<i32>, last, kind| PathCapture {
+        base: IntReg::Rdi,
+        derefs,
+        last,
+        kind,
+    };
+    CaptureSpec {
+        int_mask: 0,
+        float_mask: 0,
+        strings: vec![StringCapture {
+            ptr: IntReg::Rcx,
+            len: IntReg::Rsi,
+        }],
+        paths: vec![
+            path(vec![], 0, PathValue::String),       // req.Method
+            path(vec![16], 8, PathValue::String),     // req.URL.Path
+            path(vec![], 32, PathValue::Word(8)),     // req.TLS
+            path(vec![16, 0], 0, PathValue::Word(8)), // *(req.URL.scheme as pointer)
+        ],
+        string_cap: cap,
+    }
+}
+
+#[test]
+fn path_captures_follow_pointers_at_the_call_and_stop_at_nil() {
+    let mut env = Env::new(Hooks::Entry, layout(8), path_spec(16), 4);
+    let path = b"/users/12345678901234";
+    let url = FakeUrl {
+        scheme: 0, // nil when followed as a pointer
+        path: (path.as_ptr(), path.len()),
+    };
+    let method = b"GET";
+    let req = FakeReq {
+        method: (method.as_ptr(), method.len()),
+        url: &url,
+        _pad: 0,
+        tls: 0xdead_beef,
+    };
+    let arg = b"plain";
+    let mut regs = sample_regs();
+    regs.gpr[RCX] = arg.as_ptr() as u64;
+    regs.gpr[RSI] = arg.len() as u64;
+    regs.gpr[RDI] = &req as *const FakeReq as u64;
+    let input = regs.clone();
+    let out = env.call(&regs);
+    assert_eq!(out.gpr[RAX], 1234, "the function still runs");
+    for n in [RCX, RSI, RDI, 8, 9, 10, 11] {
+        assert_eq!(out.gpr[n], input.gpr[n], "register {n} preserved");
+    }
+    let recs = env.records(0);
+    assert_eq!(recs.len(), 1);
+    let s = &recs[0].strings;
+    assert_eq!(s.len(), 5, "the string argument, then the four paths");
+    assert_eq!(s[0].bytes, b"plain");
+    assert_eq!(s[1].bytes, b"GET");
+    assert_eq!(s[2].bytes, &path[..16], "cut at the cap");
+    assert_eq!(s[2].len as usize, path.len(), "with the original length");
+    assert_eq!(s[3].bytes, 0xdead_beefu64.to_le_bytes());
+    assert_eq!((s[4].len, s[4].bytes.len()), (0, 0), "nil on the way: empty");
+
+    // A nil base and a nil intermediate pointer record empty captures, without a fault.
+    let req2 = FakeReq {
+        method: (method.as_ptr(), 0),
+        url: std::ptr::null(),
+        _pad: 0,
+        tls: 0,
+    };
+    regs.gpr[RDI] = &req2 as *const FakeReq as u64;
+    env.call(&regs);
+    regs.gpr[RDI] = 0;
+    env.call(&regs);
+    let recs = env.records(0);
+    assert_eq!(recs.len(), 3);
+    for r in &recs[1..] {
+        assert!(r.strings[1..].iter().take(2).all(|c| c.bytes.is_empty()));
+    }
+    assert_eq!(recs[1].strings[3].bytes, [0; 8], "TLS nil is a zero word");
+    assert!(recs[2].strings[3].bytes.is_empty(), "nil req: nothing read");
 }
 
 #[test]

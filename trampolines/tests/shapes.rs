@@ -426,6 +426,7 @@ fn ctx() -> StubContext {
                 ptr: IntReg::Rax,
                 len: IntReg::Rbx,
             }],
+            paths: vec![],
             string_cap: 64,
         },
         preserve_flags: true,
@@ -539,7 +540,7 @@ fn impossible_capture_specs_are_rejected() {
     let code = function(&[0x49, 0x3b, 0x66, 0x10, 0x76, 0], &[(5, 1)], &BODY_121);
     let p = plan(&code, &[4]).unwrap();
     let mut c = ctx();
-    c.capture.string_cap = 400; // 288 + 400 > 512
+    c.capture.string_cap = 400; // 312 + 400 > 512
     assert!(matches!(
         stub::entry_trampoline(&p, ENTRY, &c),
         Err(StubError::BadCapture(_))
