@@ -88,6 +88,8 @@ struct Open {
     span: Option<Span>,
     hook: u32,
     call: Option<script::Call>,
+    /// What calls inside it asked of it (`ctx.set_enclosing`), applied after its own scripts.
+    late: Vec<script::ctx::Enclosing>,
 }
 
 /// The record-to-span pipeline.
@@ -272,7 +274,16 @@ impl<S: SpanSink> Collector<S> {
                 let function = self.functions[ev.hook as usize].clone();
                 let (call, plan) = match self.scripts.as_mut() {
                     Some(rt) if rt.is_scripted(ev.hook) => {
-                        let call = rt.enter(&ev, now);
+                        let mut call = rt.enter(&ev, now);
+                        for e in call.take_enclosing() {
+                            if let Some(o) = self
+                                .pairer
+                                .open_on_mut(ev.goid)
+                                .find(|o| o.span.as_ref().is_some_and(|s| s.kind == e.kind))
+                            {
+                                o.late.push(e);
+                            }
+                        }
                         let plan = call.span().map(|(n, k)| (n.clone(), *k, Vec::new()));
                         (Some(call), plan)
                     }
@@ -331,6 +342,7 @@ impl<S: SpanSink> Collector<S> {
                             hook: ev.hook,
                             span,
                             call,
+                            late: Vec::new(),
                         }
                     },
                     |o, how| ended.push((o, how)),
@@ -375,6 +387,14 @@ impl<S: SpanSink> Collector<S> {
         };
         if let Some(call) = open.call {
             call.apply(&mut span);
+        }
+        for e in open.late {
+            if let Some((k, v)) = e.attr {
+                span.set_attr(&k, v);
+            }
+            if let Some(s) = e.status {
+                span.status = s;
+            }
         }
         span.end_unix_nano = end_ns.max(span.start_unix_nano);
         let covered = self
@@ -605,6 +625,7 @@ mod tests {
                 function: (*f).into(),
                 types: Err("no types in this test".into()),
                 string_ptr_regs: vec![],
+                paths: vec![],
             })
             .collect();
         let decoder = Decoder::new(

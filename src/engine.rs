@@ -25,10 +25,11 @@ use crate::hookplan::HookPlan;
 pub const MAX_RINGS: u32 = 64;
 /// Fewest rings gohook accepts when large rings force fewer of them.
 pub const MIN_RINGS: u32 = 8;
-/// Default records per ring.
-pub const DEFAULT_RING_SLOTS: u32 = 16384;
-/// Bytes per record slot.
-pub const SLOT_SIZE: u32 = 512;
+/// Default records per ring (8 MiB of virtual memory per ring with [`SLOT_SIZE`]).
+pub const DEFAULT_RING_SLOTS: u32 = 8192;
+/// Bytes per record slot: the fixed part, then up to 8 strings and path captures sharing what is
+/// left (88 bytes each when all 8 are used, 712 for a single string).
+pub const SLOT_SIZE: u32 = 1024;
 /// Largest shared region gohook maps (virtual; only pages that are written cost memory).
 const MAX_SHARED: u64 = 1 << 30;
 
@@ -50,6 +51,14 @@ pub fn ring_layout(slots: u32) -> Result<RingLayout> {
 }
 /// Code bytes reserved per trampoline (entry or exit); generation fails loudly if one is larger.
 const TRAMPOLINE_BUDGET: u64 = 768;
+/// Extra code bytes reserved per string or path capture of an entry trampoline (a path capture
+/// with four pointers and a string copy assembles to about 100).
+const CAPTURE_BUDGET: u64 = 160;
+
+/// Code bytes reserved for an entry trampoline recording `c`.
+fn entry_budget(c: &trampolines::stub::CaptureSpec) -> u64 {
+    TRAMPOLINE_BUDGET + CAPTURE_BUDGET * (c.strings.len() + c.paths.len()) as u64
+}
 
 /// What was installed, and how to read and remove it.
 pub struct Installed {
@@ -215,8 +224,17 @@ fn install_with(
             .push(with_exits && p.exit_refusals.is_empty() && mine.len() == p.exits.len());
         chosen.push(mine);
     }
-    let n_trampolines: u64 = chosen.iter().map(|c| 1 + c.len() as u64).sum();
-    let region_len = (n_trampolines * TRAMPOLINE_BUDGET).div_ceil(4096) * 4096;
+    let code_len: u64 = chosen
+        .iter()
+        .enumerate()
+        .map(|(id, exits)| {
+            let entry = captures
+                .get(id)
+                .map_or(TRAMPOLINE_BUDGET, |c| entry_budget(&c.entry));
+            entry + exits.len() as u64 * TRAMPOLINE_BUDGET
+        })
+        .sum();
+    let region_len = code_len.div_ceil(4096) * 4096;
     let region = injector::region::map_code_near(world, remote, Some(text), region_len)
         .context("mapping trampoline memory near the text")?;
 
@@ -247,7 +265,14 @@ fn install_with(
             new: stub::patch_bytes(site, p.entry.patch_len, cur)?,
             original,
         })?;
-        cur = place(&mut code, cur, region.addr, t.code, &p.func.name)?;
+        cur = place(
+            &mut code,
+            cur,
+            region.addr,
+            t.code,
+            &p.func.name,
+            entry_budget(&ctx.capture),
+        )?;
         for site in exits {
             let ctx = StubContext {
                 capture: cap.exit.clone(),
@@ -261,7 +286,14 @@ fn install_with(
                 new: stub::patch_bytes(site.plan.start, site.plan.len, cur)?,
                 original,
             })?;
-            cur = place(&mut code, cur, region.addr, t.code, &p.func.name)?;
+            cur = place(
+                &mut code,
+                cur,
+                region.addr,
+                t.code,
+                &p.func.name,
+                TRAMPOLINE_BUDGET,
+            )?;
             exits_patched += 1;
         }
     }
@@ -290,10 +322,17 @@ fn install_with(
 
 /// Appends `bytes` to `code` (which starts at `base`) at address `cur`, padding with INT3 to a
 /// 16-byte boundary, and returns the next free address.
-fn place(code: &mut Vec<u8>, cur: u64, base: u64, bytes: Vec<u8>, name: &str) -> Result<u64> {
-    if bytes.len() as u64 > TRAMPOLINE_BUDGET {
+fn place(
+    code: &mut Vec<u8>,
+    cur: u64,
+    base: u64,
+    bytes: Vec<u8>,
+    name: &str,
+    budget: u64,
+) -> Result<u64> {
+    if bytes.len() as u64 > budget {
         bail!(
-            "the trampoline for {name} is {} bytes, over the {TRAMPOLINE_BUDGET}-byte budget",
+            "the trampoline for {name} is {} bytes, over the {budget}-byte budget",
             bytes.len()
         );
     }

@@ -122,6 +122,14 @@ impl<T> Pairer<T> {
             .flat_map(|s| s.iter().rev().map(|f| &f.payload))
     }
 
+    /// [`open_on`](Self::open_on), mutable.
+    pub fn open_on_mut(&mut self, goid: u64) -> impl Iterator<Item = &mut T> {
+        self.open
+            .get_mut(&goid)
+            .into_iter()
+            .flat_map(|s| s.iter_mut().rev().map(|f| &mut f.payload))
+    }
+
     /// Ends every call still open, innermost first, as [`Ending::Unfinished`].
     pub fn finish(&mut self, mut ended: impl FnMut(T, Ending)) {
         let mut goids: Vec<u64> = self.open.keys().copied().collect();

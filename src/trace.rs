@@ -280,11 +280,30 @@ fn types_and_captures(
         // A user's script or a --signature: its problems stop gohook.
         sig_script[i].is_none_or(|s| s.origin != Origin::Bundled)
     })?;
-    let captures = book
-        .funcs
-        .iter()
-        .map(|f| capture::for_types(&book.table, f.as_ref().ok(), layout.slot_size()))
-        .collect();
+    let mut captures = Vec::with_capacity(book.funcs.len());
+    for (h, f) in book.funcs.iter().enumerate() {
+        let list: Vec<&Script> = by_hook
+            .get(h)
+            .map(|l| l.iter().map(|&i| &scripts[i]).collect())
+            .unwrap_or_default();
+        let paths: Vec<capture::PathRequest> = list
+            .iter()
+            .flat_map(|s| s.capture.iter().cloned())
+            .collect();
+        let c = capture::for_types(&book.table, f.as_ref().ok(), layout.slot_size(), &paths)
+            .map_err(|e| {
+                let names: Vec<&str> = list
+                    .iter()
+                    .filter(|s| !s.capture.is_empty())
+                    .map(|s| s.name.as_str())
+                    .collect();
+                crate::script::LoadError::Invalid {
+                    file: names.join(", "),
+                    message: format!("CAPTURE for {}: {e}", sel.hooks[h].func.name),
+                }
+            })?;
+        captures.push(c);
+    }
     Ok((book, captures))
 }
 

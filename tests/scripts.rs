@@ -602,3 +602,84 @@ fn a_goroutines_first_scripted_span_is_a_child_of_the_span_open_on_the_goroutine
     assert_eq!(request["parent_span_id"], serve[0]["span_id"]);
     assert_eq!(request["trace_id"], serve[0]["trace_id"]);
 }
+
+/// `CAPTURE` copies a field behind a pointer at the call: `main.Rename` overwrites `u.Name`, so
+/// the live read (made later, after the target even exited) sees the new name or fails, while
+/// the capture holds the name as it was passed in; on DWARF and on stripped + SIGNATURE builds.
+#[test]
+fn captured_fields_hold_their_value_at_the_call_not_after_it() {
+    for variant in [Variant::Default, Variant::Stripped] {
+        let exe = must_build("values", variant, &Toolchain::installed());
+        let dir = script_dir(
+            &format!("capture-{}", variant.name()),
+            &[(
+                "capture.rhai",
+                r#"
+const HOOK = "main.Rename";
+const SIGNATURE = "func(u *main.User, name string) *main.User";
+const CAPTURE = ["u.Name", "u.Age", "u.Admin", "u.Manager.Name", "u.Manager.Manager.Name",
+                 "?u.NoSuchField"];
+fn on_enter(ctx) {
+    ctx.span_start("rename");
+    ctx.set("before", ctx.captured("u.Name"));
+    ctx.set("age", ctx.captured("u.Age"));
+    ctx.set("admin", ctx.captured("u.Admin"));
+    ctx.set("manager", ctx.captured("u.Manager.Name"));
+    ctx.set("nil.manager", if ctx.captured("u.Manager.Manager.Name") == "" { "empty" } else { "?" });
+    // The same field read live, when gohook gets to it: renamed by then, or gone.
+    let live = "unreadable";
+    try { live = ctx.arg("u").field("Name").str(); } catch {}
+    ctx.set("live", live);
+}
+"#,
+            )],
+        );
+        let out = tmp(&format!("capture-{}.json", variant.name()));
+        let r = gohook_run(&[&dir], &out, &exe, &[]);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(r.status.success(), "{variant:?}: {err}");
+        assert!(!err.contains("error"), "{variant:?}: {err}");
+        let stdout = String::from_utf8_lossy(&r.stdout);
+        assert!(stdout.contains("Rename(bob, \"robert\").Name = robert"), "{stdout}");
+        let spans = read_spans(&out);
+        let s = spans_of(&spans, "main.Rename");
+        assert!(!s.is_empty(), "{variant:?}: {spans:#?}");
+        let a = &s[0]["attributes"];
+        assert_eq!(a["before"], "bob", "{variant:?}: the name at the call: {a}");
+        assert_ne!(a["live"], "bob", "{variant:?}: a live read sees later memory: {a}");
+        assert_eq!(a["manager"], "ada", "{variant:?}: {a}");
+        assert_eq!(a["nil.manager"], "empty", "{variant:?}: {a}");
+        assert!(a["age"].is_i64() && a["admin"].is_boolean(), "{variant:?}: {a}");
+    }
+}
+
+#[test]
+fn a_capture_path_that_does_not_resolve_stops_gohook_with_the_fields_it_has() {
+    let exe = must_build("values", Variant::Default, &Toolchain::installed());
+    for (capture, expect) in [
+        (
+            "u.Nmae",
+            "main.User has no field Nmae (fields: Name, Age, Admin, Manager, Tags, Attrs)",
+        ),
+        ("name.Len", "name is a string passed in registers"),
+        ("x.Name", "no parameter x (parameters: u, name)"),
+        ("u.Tags.Len", "Tags is a []string; a path goes through structs and pointers"),
+    ] {
+        let s = tmp(&format!("capture-bad-{}.rhai", capture.replace('.', "-")));
+        std::fs::write(
+            &s,
+            format!(
+                "const HOOK = \"main.Rename\";\nconst CAPTURE = [\"{capture}\"];\n\
+                 fn on_enter(ctx) {{ }}\n"
+            ),
+        )
+        .unwrap();
+        let r = gohook_run(&[&s], &tmp("capture-bad.json"), &exe, &[]);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{capture}: {err}");
+        assert!(r.stdout.is_empty(), "{capture}: the target never ran");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(expect), "{capture}: {err}");
+        assert!(err.contains("CAPTURE for main.Rename"), "{err}");
+    }
+}

@@ -79,6 +79,7 @@ fn runtime() -> Runtime {
         function: "main.handle".into(),
         types: Ok(types),
         string_ptr_regs: vec![0],
+        paths: vec![],
     }];
     let mem: Rc<dyn MemoryReader> = Rc::new(SliceMemory::new(PATH_ADDR, b"/users/42".to_vec()));
     let decoder = Decoder::new(table, None, MapLayout::Swiss, Limits::default());

@@ -27,7 +27,7 @@ use fixtures::{must_build, Toolchain, Variant};
 const GOHOOK: &str = env!("CARGO_BIN_EXE_gohook");
 
 /// Calls per burst; spin pauses 20 ms between bursts. A burst's records (entry and exit:
-/// 4,000) fit a ring of the default 16,384 slots.
+/// 4,000) fit a ring of the default 8,192 slots.
 const BURST: u64 = 2000;
 
 /// The hook script: one span per call of main.tick, with an argument read from the target.

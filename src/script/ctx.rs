@@ -47,6 +47,22 @@ pub struct Effects {
     pub status: Option<Status>,
     /// `event(name, attrs)` in call order.
     pub events: Vec<SpanEvent>,
+    /// `set_enclosing` / `error_enclosing`: for the innermost open span of a kind on the
+    /// goroutine, in call order.
+    pub enclosing: Vec<Enclosing>,
+}
+
+/// What a script asks of the innermost open span of `kind` on its goroutine (e.g. a
+/// `WriteHeader` hook giving the status code to the server span it runs in). Applied after that
+/// span's own scripts, so it wins over their defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enclosing {
+    /// The kind of span it is for.
+    pub kind: SpanKind,
+    /// An attribute to set.
+    pub attr: Option<(String, AttrValue)>,
+    /// A status to set.
+    pub status: Option<Status>,
 }
 
 /// What a hook's scripts know about its function, shared by all its calls.
@@ -59,6 +75,8 @@ pub struct HookInfo {
     /// For each string copied at entry (capture order), the integer register holding its
     /// pointer (ABI order: RAX RBX RCX RDI RSI R8 R9 R10 R11).
     pub string_ptr_regs: Vec<usize>,
+    /// The path captures, recorded after the strings (`ctx.captured`).
+    pub paths: Vec<crate::capture::CapturedPath>,
 }
 
 /// The recorded call a `ctx` describes.
@@ -342,17 +360,94 @@ pub fn register(e: &mut Engine) {
         .register_fn("event", |c: &mut Ctx, name: &str| {
             event(c, name, Map::new())
         })
+        .register_fn("captured", |c: &mut Ctx, path: &str| captured(c, path))
+        .register_fn(
+            "set_enclosing",
+            |c: &mut Ctx, kind: &str, key: &str, v: Dynamic| -> R<()> {
+                let kind = span_kind(kind)?;
+                let v = attr_value(key, v)?;
+                c.0.borrow_mut().effects.enclosing.push(Enclosing {
+                    kind,
+                    attr: Some((key.to_owned(), v)),
+                    status: None,
+                });
+                Ok(())
+            },
+        )
+        .register_fn(
+            "error_enclosing",
+            |c: &mut Ctx, kind: &str, message: &str| -> R<()> {
+                let kind = span_kind(kind)?;
+                c.0.borrow_mut().effects.enclosing.push(Enclosing {
+                    kind,
+                    attr: None,
+                    status: Some(Status::Error(message.to_owned())),
+                });
+                Ok(())
+            },
+        )
         .register_fn("event", |c: &mut Ctx, name: &str, attrs: Map| {
             event(c, name, attrs)
         });
 }
 
-fn span_start(c: &mut Ctx, name: &str, kind: &str) -> R<()> {
-    let Some(kind) = SpanKind::parse(kind) else {
+fn span_kind(kind: &str) -> R<SpanKind> {
+    SpanKind::parse(kind).ok_or_else(|| {
+        format!("unknown span kind {kind:?}: use internal, server, client, producer or consumer")
+            .into()
+    })
+}
+
+/// `ctx.captured(path)`: the value of a `CAPTURE` path as it was at the call: a string (ending in
+/// `…` when cut at the record's budget), an integer or a bool; `()` when a pointer on the way was
+/// nil (a string then reads as ""). Only in `on_enter`.
+fn captured(c: &mut Ctx, path: &str) -> R<Dynamic> {
+    use crate::capture::PathKind;
+    let d = c.0.borrow();
+    let info = &d.call.info;
+    let Some(j) = info.paths.iter().position(|p| p.text == path) else {
         return err(format!(
-            "unknown span kind {kind:?}: use internal, server, client, producer or consumer"
+            "{path} is not captured for {}: add it to the script's CAPTURE",
+            info.function
         ));
     };
+    if d.call.phase != Phase::Enter {
+        return err("ctx.captured reads the entry record: call it in on_enter (keep what on_leave needs in ctx.state)");
+    }
+    let Some((len, bytes)) = d.call.strings.get(info.string_ptr_regs.len() + j) else {
+        return Ok(Dynamic::UNIT);
+    };
+    let word = |signed: bool, size: u8| -> Option<INT> {
+        let size = size as usize;
+        if bytes.len() < size || size == 0 || size > 8 {
+            return None;
+        }
+        let mut b = [0u8; 8];
+        b[..size].copy_from_slice(&bytes[..size]);
+        let v = u64::from_le_bytes(b);
+        let shift = 64 - 8 * size as u32;
+        Some(if signed {
+            ((v << shift) as i64) >> shift
+        } else {
+            v as i64
+        })
+    };
+    Ok(match info.paths[j].value {
+        PathKind::String => {
+            let mut s = String::from_utf8_lossy(bytes).into_owned();
+            if (bytes.len() as u64) < u64::from(*len) {
+                s.push('…');
+            }
+            s.into()
+        }
+        PathKind::Int(n) => word(true, n).map_or(Dynamic::UNIT, Dynamic::from),
+        PathKind::Uint(n) => word(false, n).map_or(Dynamic::UNIT, Dynamic::from),
+        PathKind::Bool => word(false, 1).map_or(Dynamic::UNIT, |v| Dynamic::from(v != 0)),
+    })
+}
+
+fn span_start(c: &mut Ctx, name: &str, kind: &str) -> R<()> {
+    let kind = span_kind(kind)?;
     let mut d = c.0.borrow_mut();
     if d.call.phase == Phase::Leave && !d.call.span_open {
         return err("span_start in on_leave: start the span in on_enter (calls made meanwhile were already placed)");

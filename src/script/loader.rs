@@ -1,5 +1,6 @@
 //! Loading hook scripts: reading files (or a directory of `.rhai` files), compiling them in the
-//! sandbox, running their top level once, and reading the `HOOK` and `SIGNATURE` constants.
+//! sandbox, running their top level once, and reading the `HOOK`, `SIGNATURE` and `CAPTURE`
+//! constants.
 //! A syntax error is reported as `<file>:<line>:<col>: <message>` before anything is started.
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ pub struct Script {
     pub hooks: Vec<String>,
     /// The `SIGNATURE` text, if given.
     pub signature: Option<String>,
+    /// The `CAPTURE` paths: fields behind pointer parameters copied at the call.
+    pub capture: Vec<crate::capture::PathRequest>,
     /// True when it defines `on_enter(ctx)`.
     pub has_enter: bool,
     /// True when it defines `on_leave(ctx)`.
@@ -186,6 +189,10 @@ pub fn load_source(name: &str, source: &str, origin: Origin) -> Result<Script, L
             )))
         }
     };
+    let capture = match scope.get_value::<Dynamic>("CAPTURE") {
+        None => Vec::new(),
+        Some(v) => capture_paths(v).map_err(invalid)?,
+    };
     let has = |f: &str| {
         ast.iter_functions()
             .any(|m| m.name == f && m.params.len() == 1)
@@ -201,12 +208,24 @@ pub fn load_source(name: &str, source: &str, origin: Origin) -> Result<Script, L
         origin,
         hooks,
         signature,
+        capture,
         has_enter,
         has_leave,
         engine,
         ast,
         scope,
     })
+}
+
+fn capture_paths(v: Dynamic) -> Result<Vec<crate::capture::PathRequest>, String> {
+    let bad = || "CAPTURE must be an array of paths such as \"req.URL.Path\"".to_owned();
+    let list = v.into_array().map_err(|_| bad())?;
+    list.into_iter()
+        .map(|e| {
+            let text = e.into_immutable_string().map_err(|_| bad())?;
+            crate::capture::PathRequest::parse(&text)
+        })
+        .collect()
 }
 
 fn hook_patterns(v: Dynamic) -> Result<Vec<String>, String> {

@@ -180,6 +180,7 @@ pub fn runtime_for(
                 .get(h)
                 .map(|c| c.entry.strings.iter().map(|s| s.ptr as usize).collect())
                 .unwrap_or_default(),
+            paths: captures.get(h).map(|c| c.paths.clone()).unwrap_or_default(),
         })
         .collect();
     Runtime::new(scripts, by_hook, hooks, decoder, memory)

@@ -118,6 +118,17 @@ pub struct Call {
 }
 
 impl Call {
+    /// Takes what the scripts' `on_enter` asked of enclosing spans (see [`Enclosing`]).
+    ///
+    /// [`Enclosing`]: super::ctx::Enclosing
+    pub fn take_enclosing(&mut self) -> Vec<super::ctx::Enclosing> {
+        self.parts
+            .iter_mut()
+            .filter(|p| !p.failed)
+            .flat_map(|p| std::mem::take(&mut p.enter.enclosing))
+            .collect()
+    }
+
     /// The span the scripts started in `on_enter` (name, kind), if any: a call whose scripts
     /// start none produces no span, and calls inside it attach to the nearest enclosing span.
     pub fn span(&self) -> Option<&(String, SpanKind)> {

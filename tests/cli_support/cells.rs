@@ -403,6 +403,8 @@ impl Load {
 /// What the attach check measured.
 #[derive(Debug, Clone, Default)]
 pub struct AttachFigures {
+    /// Server spans made by the bundled scripts (0 when they were off).
+    pub server_spans: usize,
     /// Requests completed over the whole load (before, during and after the attach).
     pub requests: usize,
     /// Requests that failed (always 0 in a passing cell).
@@ -444,6 +446,9 @@ pub fn httpsvc_attach_under_load(
     let started = Instant::now();
     let mut svc = Command::new(exe)
         .args(["-addr", "127.0.0.1:0"])
+        // A GC cycle every few requests: request memory is reused soon after each response, so
+        // a script that read it late would see other requests' bytes (see the span checks).
+        .env("GOGC", "5")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -514,6 +519,7 @@ pub fn httpsvc_attach_under_load(
     let restored = live_text_matches_file(pid, exe);
     let alive = svc.0.try_wait().ok().flatten().is_none();
     let mut figures = AttachFigures {
+        server_spans: 0,
         requests: load.done.len(),
         failed: load.failures.len(),
         window: 0.0,
@@ -576,6 +582,35 @@ pub fn httpsvc_attach_under_load(
             "only {} requests inside the attached window of {:.2} s: too few to judge",
             figures.inside, figures.window
         ));
+    }
+    if bundled_scripts {
+        // One server span per request, carrying what that request had: the paths and methods
+        // the clients sent, the status they got. A script reading reused request memory would
+        // report other paths, garbage or errors (checked above).
+        let servers: Vec<&Value> = spans
+            .iter()
+            .filter(|s| s["function"] == "net/http.serverHandler.ServeHTTP")
+            .collect();
+        let attr = |s: &Value, k: &str| s["attributes"][k].clone();
+        if servers.len() < figures.inside || servers.len() > figures.overlapping {
+            return Err(format!(
+                "{} server spans for {} requests inside the window and {} overlapping it",
+                servers.len(),
+                figures.inside,
+                figures.overlapping
+            ));
+        }
+        for s in &servers {
+            let path = attr(s, "url.path");
+            let ok = REQUESTS.iter().any(|(p, _, _)| path == *p)
+                && attr(s, "http.request.method") == "GET"
+                && attr(s, "http.response.status_code") == 200
+                && s["name"] == "GET";
+            if !ok {
+                return Err(format!("a server span that matches no request made: {s}"));
+            }
+        }
+        figures.server_spans = servers.len();
     }
 
     // The pid is our own child, still alive (checked above), so it cannot have been reused.
