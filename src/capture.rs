@@ -180,10 +180,12 @@ pub fn resolve_path(
                 {
                     PathKind::Uint(ft.size as u8)
                 }
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "{}: {name} is a {}; a path ends at a string, a number, a bool or a pointer",
                     path.text, ft.name
-                )),
+                ))
+                }
             };
             if ft.size == 0 || (value != PathKind::String && ft.size > 8) {
                 return Err(format!("{}: {name} has size {}", path.text, ft.size));

@@ -640,16 +640,25 @@ fn on_enter(ctx) {
         assert!(r.status.success(), "{variant:?}: {err}");
         assert!(!err.contains("error"), "{variant:?}: {err}");
         let stdout = String::from_utf8_lossy(&r.stdout);
-        assert!(stdout.contains("Rename(bob, \"robert\").Name = robert"), "{stdout}");
+        assert!(
+            stdout.contains("Rename(bob, \"robert\").Name = robert"),
+            "{stdout}"
+        );
         let spans = read_spans(&out);
         let s = spans_of(&spans, "main.Rename");
         assert!(!s.is_empty(), "{variant:?}: {spans:#?}");
         let a = &s[0]["attributes"];
         assert_eq!(a["before"], "bob", "{variant:?}: the name at the call: {a}");
-        assert_ne!(a["live"], "bob", "{variant:?}: a live read sees later memory: {a}");
+        assert_ne!(
+            a["live"], "bob",
+            "{variant:?}: a live read sees later memory: {a}"
+        );
         assert_eq!(a["manager"], "ada", "{variant:?}: {a}");
         assert_eq!(a["nil.manager"], "empty", "{variant:?}: {a}");
-        assert!(a["age"].is_i64() && a["admin"].is_boolean(), "{variant:?}: {a}");
+        assert!(
+            a["age"].is_i64() && a["admin"].is_boolean(),
+            "{variant:?}: {a}"
+        );
     }
 }
 
@@ -663,7 +672,10 @@ fn a_capture_path_that_does_not_resolve_stops_gohook_with_the_fields_it_has() {
         ),
         ("name.Len", "name is a string passed in registers"),
         ("x.Name", "no parameter x (parameters: u, name)"),
-        ("u.Tags.Len", "Tags is a []string; a path goes through structs and pointers"),
+        (
+            "u.Tags.Len",
+            "Tags is a []string; a path goes through structs and pointers",
+        ),
     ] {
         let s = tmp(&format!("capture-bad-{}.rhai", capture.replace('.', "-")));
         std::fs::write(

@@ -15,7 +15,10 @@ use crate::cli::DemoArgs;
 /// The example's sources, embedded so an installed gohook can build it anywhere Go is.
 const SOURCES: [(&str, &str); 4] = [
     ("main.go", include_str!("../../fixtures/go/httpsvc/main.go")),
-    ("sqlite.go", include_str!("../../fixtures/go/httpsvc/sqlite.go")),
+    (
+        "sqlite.go",
+        include_str!("../../fixtures/go/httpsvc/sqlite.go"),
+    ),
     ("go.mod", include_str!("../../fixtures/go/httpsvc/go.mod")),
     ("go.sum", include_str!("../../fixtures/go/httpsvc/go.sum")),
 ];

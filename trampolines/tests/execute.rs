@@ -195,7 +195,11 @@ fn path_captures_follow_pointers_at_the_call_and_stop_at_nil() {
     assert_eq!(s[2].bytes, &path[..16], "cut at the cap");
     assert_eq!(s[2].len as usize, path.len(), "with the original length");
     assert_eq!(s[3].bytes, 0xdead_beefu64.to_le_bytes());
-    assert_eq!((s[4].len, s[4].bytes.len()), (0, 0), "nil on the way: empty");
+    assert_eq!(
+        (s[4].len, s[4].bytes.len()),
+        (0, 0),
+        "nil on the way: empty"
+    );
 
     // A nil base and a nil intermediate pointer record empty captures, without a fault.
     let req2 = FakeReq {
