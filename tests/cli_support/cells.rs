@@ -602,9 +602,12 @@ pub fn httpsvc_attach_under_load(
         }
         for s in &servers {
             let path = attr(s, "url.path");
+            // A request still in its handler when gohook detached has no status code: its span
+            // ends as unfinished.
+            let unfinished = s["status"]["message"] == "unfinished";
             let ok = REQUESTS.iter().any(|(p, _, _)| path == *p)
                 && attr(s, "http.request.method") == "GET"
-                && attr(s, "http.response.status_code") == 200
+                && (attr(s, "http.response.status_code") == 200 || unfinished)
                 && s["name"] == "GET";
             if !ok {
                 return Err(format!("a server span that matches no request made: {s}"));
