@@ -183,6 +183,13 @@ fn runaway_scripts_on_a_live_target_each_print_one_error_and_change_nothing() {
             "main.Ints",
             "let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; }",
         ),
+        // A state kept for on_leave, grown key by key past the map limit: refused when the call
+        // returns, so open calls cannot pile such maps up in gohook.
+        (
+            "state.rhai",
+            "main.CountMap",
+            "let s = ctx.state; for i in 0..5000 { s[`k${i}`] = i; } ctx.state = s;",
+        ),
         // As much memory as the limits allow in one call: 100 variables, each a full array,
         // map and string.
         ("hog.rhai", "main.Floats", &*{
@@ -236,6 +243,7 @@ fn runaway_scripts_on_a_live_target_each_print_one_error_and_change_nothing() {
     assert!(err.contains("Stack overflow"), "{err}");
     assert!(err.contains("held everything"), "{err}");
     assert!(err.contains("map.rhai"), "{err}");
+    assert!(err.contains("ctx.state: more than 4096 entries"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     // The hog held ~100 × (16 K-element array + 1 K-entry map + 256 KiB string) at once.
     assert!(

@@ -314,6 +314,13 @@ impl Runtime {
             phase.function_name(),
             (ctx.clone(),),
         );
+        let r = r.and_then(|_| {
+            // Rhai does not bound a map grown key by key (`m[k] = v`): a state kept from
+            // on_enter to on_leave of many open calls could hold gohook's memory. Bound it here.
+            let d = ctx.0.borrow();
+            check_state_size(&d.state)
+                .map_err(|m| Box::new(EvalAltResult::ErrorDataTooLarge(m, rhai::Position::NONE)))
+        });
         match r {
             Ok(_) => Ok(ctx.take()),
             Err(e) => {
@@ -325,9 +332,86 @@ impl Runtime {
     }
 }
 
+/// Largest `ctx.state` a call may keep: entries of maps and arrays, at any depth.
+pub const MAX_STATE_ITEMS: usize = super::sandbox::MAX_MAP;
+/// Largest `ctx.state` a call may keep: bytes of strings and blobs, at any depth.
+pub const MAX_STATE_BYTES: usize = super::sandbox::MAX_STRING;
+
+/// Checks that `state` stays within [`MAX_STATE_ITEMS`] and [`MAX_STATE_BYTES`], stopping as
+/// soon as one is passed.
+fn check_state_size(state: &Map) -> Result<(), String> {
+    let mut used = (state.len(), 0usize);
+    for (k, v) in state {
+        used.1 += k.len();
+        if !within(v, &mut used, 0) {
+            return Err(format!(
+                "ctx.state: more than {MAX_STATE_ITEMS} entries or {MAX_STATE_BYTES} bytes kept \
+                 for on_leave"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Adds `v`'s entries and bytes to `used` (items, bytes); false once over a budget or nested
+/// deeper than the call-depth limit.
+fn within(v: &Dynamic, used: &mut (usize, usize), depth: usize) -> bool {
+    if depth > super::sandbox::MAX_CALL_LEVELS {
+        return false;
+    }
+    if let Some(m) = v.read_lock::<Map>() {
+        used.0 += m.len();
+        for (k, x) in m.iter() {
+            used.1 += k.len();
+            if used.0 > MAX_STATE_ITEMS || used.1 > MAX_STATE_BYTES || !within(x, used, depth + 1) {
+                return false;
+            }
+        }
+    } else if let Some(a) = v.read_lock::<rhai::Array>() {
+        used.0 += a.len();
+        for x in a.iter() {
+            if used.0 > MAX_STATE_ITEMS || used.1 > MAX_STATE_BYTES || !within(x, used, depth + 1) {
+                return false;
+            }
+        }
+    } else if let Some(t) = v.read_lock::<rhai::ImmutableString>() {
+        used.1 += t.len();
+    } else if let Some(b) = v.read_lock::<rhai::Blob>() {
+        used.1 += b.len();
+    }
+    used.0 <= MAX_STATE_ITEMS && used.1 <= MAX_STATE_BYTES
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_grown_past_its_budget_is_refused_wherever_it_grows() {
+        let small: Map = [("k".into(), Dynamic::from(1_i64))].into_iter().collect();
+        assert!(check_state_size(&small).is_ok());
+        let wide: Map = (0..MAX_STATE_ITEMS + 1)
+            .map(|i| (format!("k{i}").into(), Dynamic::from(i as i64)))
+            .collect();
+        assert!(check_state_size(&wide).is_err(), "too many keys");
+        let inner: Map = (0..MAX_STATE_ITEMS)
+            .map(|i| (format!("k{i}").into(), Dynamic::UNIT))
+            .collect();
+        let nested: Map = [
+            ("a".into(), Dynamic::from(inner.clone())),
+            ("b".into(), Dynamic::from(inner)),
+        ]
+        .into_iter()
+        .collect();
+        assert!(
+            check_state_size(&nested).is_err(),
+            "entries counted at any depth"
+        );
+        let text = "x".repeat(MAX_STATE_BYTES / 2 + 1);
+        let arr: rhai::Array = vec![Dynamic::from(text.clone()), Dynamic::from(text)];
+        let big: Map = [("s".into(), Dynamic::from(arr))].into_iter().collect();
+        assert!(check_state_size(&big).is_err(), "string bytes counted");
+    }
 
     #[test]
     fn the_same_failure_at_different_addresses_is_one_message() {
