@@ -590,7 +590,9 @@ fn oha(port: u16, secs: u64, rate: u64) -> Res<Load> {
         ])
         .args(["-c", CONNS, "-q", &rate.to_string(), "--latency-correction"])
         .args(["-z", &format!("{secs}s"), "--rand-regex-url"])
-        .arg(format!("http://127\\.0\\.0\\.1:{port}/(hello|insert)"))
+        // oha's --rand-regex-url takes dots literally ("dot is disabled"); escaping them made
+        // it generate a random host.
+        .arg(format!("http://127.0.0.1:{port}/(hello|insert)"))
         .output()
         .map_err(|e| format!("running oha: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -620,6 +622,14 @@ fn one(name: &str, env: &Env, round: u32, secs: u64, rate: &mut Option<u64>) -> 
             wrk_paced(r.port, secs, rate, &env.mix)?
         };
         let (s2, a2) = (cpu(Some(r.svc_pid)), cpu(agent_pid));
+        for (phase, l) in [("saturation", &saturation), ("fixed-rate", &fixed)] {
+            if l.errors * 10 > l.requests.max(1) {
+                return Err(format!(
+                    "{phase} phase: {} of {} requests failed: the load did not reach the service",
+                    l.errors, l.requests
+                ));
+            }
+        }
         let d = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
         Ok(Sample {
             scenario: name.into(),
